@@ -1,0 +1,1 @@
+"""Developer tooling: the local control plane built from Go modules, fake KWOK nodes, and their CLI."""

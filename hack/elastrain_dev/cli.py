@@ -1,0 +1,71 @@
+"""``elastrain-dev``: the local cluster from the command line (what the Makefile calls).
+
+elastrain-dev cluster-up [--nodes 4] [--gpus 8]   # last line: export KUBECONFIG=...
+elastrain-dev cluster-down
+elastrain-dev nodes
+elastrain-dev fail-node NAME | restore-node NAME | delete-node NAME
+elastrain-dev add-nodes [--count 1] [--gpus 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from elastrain_dev import nodes
+from elastrain_dev.cluster import ClusterError, LocalCluster, default_cluster
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="elastrain-dev", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("cluster-up", help="build (once) and start the local control plane with fake GPU nodes")
+    up.add_argument("--nodes", type=int, default=4, help="fake nodes to create (default 4)")
+    up.add_argument("--gpus", type=int, default=8, help="nvidia.com/gpu capacity per node (default 8)")
+    sub.add_parser("cluster-down", help="stop the local cluster and delete its state")
+    sub.add_parser("nodes", help="print the nodes with their GPU capacity")
+    for verb, text in (
+        ("fail-node", "stop a node's heartbeat: NotReady, then its pods are evicted"),
+        ("restore-node", "bring a failed node back to Ready"),
+        ("delete-node", "delete a node; its pods are garbage-collected"),
+    ):
+        sub.add_parser(verb, help=text).add_argument("name")
+    add = sub.add_parser("add-nodes", help="add fake GPU nodes")
+    add.add_argument("--count", type=int, default=1)
+    add.add_argument("--gpus", type=int, default=8)
+    return parser
+
+
+def run(argv: list[str], cluster: LocalCluster) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "cluster-up":
+        start = time.monotonic()
+        nodes.bring_up(cluster, nodes=args.nodes, gpus=args.gpus)
+        print(f"local cluster up in {time.monotonic() - start:.1f} s at {cluster.server}; logs in {cluster.log_dir}")
+        print(nodes.describe_nodes(cluster), end="")
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+    elif args.command == "cluster-down":
+        cluster.down()
+        print("local cluster stopped")
+    elif args.command == "nodes":
+        print(nodes.describe_nodes(cluster), end="")
+    elif args.command == "fail-node":
+        nodes.fail_node(cluster, args.name)
+    elif args.command == "restore-node":
+        nodes.restore_node(cluster, args.name)
+    elif args.command == "delete-node":
+        nodes.delete_node(cluster, args.name)
+    elif args.command == "add-nodes":
+        print("\n".join(nodes.add_nodes(cluster, count=args.count, gpus=args.gpus)))
+    return 0
+
+
+def main() -> None:
+    try:
+        sys.exit(run(sys.argv[1:], default_cluster()))
+    except ClusterError as err:
+        print(f"elastrain-dev: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Pure builders: Kubernetes manifests as functions of a TrainingJob spec."""

@@ -1,0 +1,1 @@
+"""Decisions and status: pure functions of the spec, the observed objects and the time."""

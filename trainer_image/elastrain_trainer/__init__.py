@@ -1,0 +1,1 @@
+"""elastrain's trainer: the code that runs in the trainer image."""
