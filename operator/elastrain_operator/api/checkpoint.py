@@ -1,0 +1,43 @@
+"""Where and how often durable checkpoints are written."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from elastrain_trainer.config import ConfigModel, Rule
+
+
+class PvcLocation(ConfigModel):
+    """A directory on a PersistentVolumeClaim that every pod of the job mounts (ReadWriteMany)."""
+
+    claim_name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    """Name of the PersistentVolumeClaim, in the job's namespace."""
+    path: str = Field("/", min_length=1, max_length=4096, pattern=r"^/")
+    """Directory inside the volume; absolute."""
+
+
+class CheckpointSpec(ConfigModel):
+    """Durable checkpoints (torch.distributed.checkpoint, resharded on load).
+
+    They cover what live healing cannot: losing the head or every worker, suspend and resume, and
+    a change of processes per pod. Set exactly one of uri and pvc.
+    """
+
+    uri: str | None = Field(None, min_length=4, max_length=4096, pattern=r"^[a-z][a-z0-9+.-]*://\S+$")
+    """Storage URI of the checkpoint directory: s3://bucket/prefix, gs://bucket/prefix, or file:///shared/path."""
+    pvc: PvcLocation | None = None
+    """A PersistentVolumeClaim directory instead of a URI."""
+    interval_steps: int = Field(100, ge=1, le=1000000000)
+    """Save every this many steps; at most trainer.steps."""
+    keep: int = Field(3, ge=1, le=100)
+    """Number of most recent checkpoints kept; older ones are deleted after a newer one is complete."""
+    async_save: bool = Field(True, validation_alias="async", serialization_alias="async")
+    """Write checkpoints in the background while training continues."""
+
+    rules = (
+        Rule(
+            cel="has(self.uri) != has(self.pvc)",
+            holds=lambda c: (c.uri is None) != (c.pvc is None),
+            message="checkpoint needs exactly one location; set either uri or pvc",
+        ),
+    )
