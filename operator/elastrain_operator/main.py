@@ -1,10 +1,47 @@
-"""Entry point ``elastrain-operator``: runs kopf with elastrain's handlers (a later issue fills it)."""
+"""Entry point ``elastrain-operator``: leader election, then kopf with elastrain's handlers.
+
+Out of cluster it uses $KUBECONFIG; in a pod, its service account. Settings come from the
+environment (``elastrain_operator.settings``, documented in docs/operator.md).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import sys
+
+import kopf
+
+from elastrain_operator.kube.client import KubeApi, load_kube_config
+from elastrain_operator.kube.lease import LeaderLease
+from elastrain_operator.settings import SettingsError, load_settings
 
 
 def main() -> None:
-    print("elastrain-operator: the operator core is not built yet (see the operator-core issue)", file=sys.stderr)
-    sys.exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as err:
+        print(f"elastrain-operator: {err}", file=sys.stderr)
+        sys.exit(2)
+    load_kube_config()
+    if settings.leader_election:
+        lease = LeaderLease(
+            KubeApi(),
+            namespace=settings.lease_namespace,
+            name=settings.lease_name,
+            identity=f"{socket.gethostname()}-{os.getpid()}",
+            duration_seconds=settings.lease_seconds,
+        )
+        lease.wait_until_leader()
+        # Losing the Lease means another replica may act: stop at once rather than race it.
+        lease.keep_renewing(on_lost=lambda: os._exit(1))
+    import elastrain_operator.handlers.jobs  # noqa: F401 - registers the handlers with kopf
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None,
+    )

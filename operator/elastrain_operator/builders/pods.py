@@ -1,0 +1,170 @@
+"""Head and worker pods of a TrainingJob, as pure functions of the job.
+
+The head pod runs the Ray head and the driver (torchft lighthouse, shard ledger, progress); it
+needs no accelerator and prefers nodes without GPUs. Each worker pod is one Ray node and one
+torchft replica group of ``acceleratorsPerWorker`` processes.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from elastrain_operator.api import Role, TrainingJob
+from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, build_env
+from elastrain_operator.builders.names import head_pod_name, pod_labels, worker_pod_name
+from elastrain_operator.builders.owner import owner_reference
+from elastrain_operator.builders.security import container_security_context, pod_security_context
+from elastrain_trainer.config.podenv import LIGHTHOUSE_PORT, PROGRESS_PORT, RAY_PORT
+
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Node label set by NVIDIA's GPU feature discovery (and by the local cluster's fake GPU nodes).
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+#: What the trainer image runs; see trainer_image/ for the entry point.
+HEAD_COMMAND = ("elastrain", "pod", "head")
+WORKER_COMMAND = ("elastrain", "pod", "worker")
+HEAD_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}}
+
+
+def _meta(job: TrainingJob, name: str, role: Role, index: int) -> dict[str, Any]:
+    overrides = job.spec.pod
+    labels = {**(overrides.labels or {} if overrides else {}), **pod_labels(job.metadata.name or "", role, index)}
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": job.metadata.namespace,
+        "labels": labels,
+        "ownerReferences": [owner_reference(name=job.metadata.name or "", uid=job.metadata.uid or "")],
+    }
+    if overrides and overrides.annotations:
+        meta["annotations"] = dict(overrides.annotations)
+    return meta
+
+
+def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pod volumes and container mounts: shared memory, the checkpoint PVC, then the user's."""
+    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    checkpoint = job.spec.checkpoint
+    if checkpoint is not None and checkpoint.pvc is not None:
+        volumes.append({"name": "checkpoints", "persistentVolumeClaim": {"claimName": checkpoint.pvc.claim_name}})
+        mounts.append(
+            {"name": "checkpoints", "mountPath": CHECKPOINT_MOUNT_PATH, "subPath": checkpoint.pvc.path.lstrip("/")}
+        )
+    overrides = job.spec.pod
+    if overrides:
+        volumes += [v.model_dump(exclude_none=True) for v in overrides.volumes or []]
+        mounts += [m.model_dump(exclude_none=True) for m in overrides.volume_mounts or []]
+    return volumes, mounts
+
+
+def _worker_resources(job: TrainingJob) -> dict[str, Any]:
+    count = str(job.spec.accelerators_per_worker)
+    if job.spec.device == "gpu":
+        resources: dict[str, dict[str, Any]] = {"requests": {GPU_RESOURCE: count}, "limits": {GPU_RESOURCE: count}}
+    else:
+        resources = {"requests": {"cpu": count}, "limits": {}}
+    user = job.spec.pod.resources if job.spec.pod and job.spec.pod.resources else None
+    if user is not None:
+        dumped = user.model_dump(exclude_none=True)
+        for kind in ("requests", "limits"):
+            resources[kind].update(dumped.get(kind, {}))
+    return {kind: values for kind, values in resources.items() if values}
+
+
+def _pod(
+    job: TrainingJob,
+    *,
+    name: str,
+    role: Role,
+    index: int,
+    command: tuple[str, ...],
+    resources: dict[str, Any],
+    ports: list[dict[str, Any]],
+) -> dict[str, Any]:
+    volumes, mounts = _volumes(job)
+    overrides = job.spec.pod
+    service_account = overrides.service_account_name if overrides else None
+    container: dict[str, Any] = {
+        "name": "trainer",
+        "image": job.spec.image,
+        "imagePullPolicy": job.spec.image_pull_policy,
+        "command": list(command),
+        "env": build_env(job, role=role, index=index if role is Role.WORKER else None),
+        "resources": resources,
+        "volumeMounts": mounts,
+        "securityContext": container_security_context(),
+    }
+    if ports:
+        container["ports"] = ports
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        # Trainer pods never call the Kubernetes API unless the user gives them a service account.
+        "automountServiceAccountToken": service_account is not None,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _meta(job, name, role, index), "spec": spec}
+
+
+def build_head_pod(job: TrainingJob) -> dict[str, Any]:
+    """The head pod: Ray head and driver, no accelerator, preferably on a node without GPUs."""
+    ports = [
+        {"name": "ray-gcs", "containerPort": RAY_PORT},
+        {"name": "lighthouse", "containerPort": LIGHTHOUSE_PORT},
+        {"name": "progress", "containerPort": PROGRESS_PORT},
+    ]
+    pod = _pod(
+        job,
+        name=head_pod_name(job.metadata.name or ""),
+        role=Role.HEAD,
+        index=0,
+        command=HEAD_COMMAND,
+        resources=copy.deepcopy(HEAD_RESOURCES),
+        ports=ports,
+    )
+    pod["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "NotIn", "values": ["true"]}]
+                    },
+                }
+            ]
+        }
+    }
+    return pod
+
+
+def build_worker_pod(job: TrainingJob, index: int) -> dict[str, Any]:
+    """Worker pod ``index``: one Ray node, one replica group, with the spec's scheduling fields."""
+    pod = _pod(
+        job,
+        name=worker_pod_name(job.metadata.name or "", index),
+        role=Role.WORKER,
+        index=index,
+        command=WORKER_COMMAND,
+        resources=_worker_resources(job),
+        ports=[],
+    )
+    scheduling = job.spec.scheduling
+    if scheduling is not None:
+        spec = pod["spec"]
+        if scheduling.node_selector:
+            spec["nodeSelector"] = dict(scheduling.node_selector)
+        if scheduling.tolerations:
+            spec["tolerations"] = [t.model_dump(exclude_none=True) for t in scheduling.tolerations]
+        if scheduling.affinity:
+            spec["affinity"] = copy.deepcopy(scheduling.affinity)
+        if scheduling.priority_class_name:
+            spec["priorityClassName"] = scheduling.priority_class_name
+        if scheduling.scheduler_name:
+            spec["schedulerName"] = scheduling.scheduler_name
+        if scheduling.topology_spread_constraints:
+            spec["topologySpreadConstraints"] = copy.deepcopy(scheduling.topology_spread_constraints)
+    return pod

@@ -1,0 +1,129 @@
+"""The only module that talks to the Kubernetes API (besides kopf's own watching).
+
+Synchronous calls through the official client, returning raw JSON dicts; creation is idempotent
+(AlreadyExists is success) and so is deletion (NotFound is success). API failures surface as
+:class:`KubeError` with the operation named and the cause chained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from elastrain_operator.api import GROUP, PLURAL, VERSION, Label
+from elastrain_operator.kube.convert import observe_pod
+from elastrain_operator.reconcile.observed import Observed
+
+CONFLICT, NOT_FOUND = 409, 404
+
+
+class KubeError(RuntimeError):
+    """A Kubernetes API call failed; ``status`` is the HTTP status (0 when no response)."""
+
+    def __init__(self, what: str, err: ApiException) -> None:
+        self.status = int(err.status or 0)
+        super().__init__(f"{what} failed: HTTP {err.status} {err.reason}: {(err.body or '')[:500]}")
+
+
+def load_kube_config() -> None:
+    """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        # The client reads $KUBECONFIG when it is imported; read it now, in case it was set later.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+class KubeApi:
+    """The calls the operator makes, on top of one ApiClient."""
+
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self._client = api_client or client.ApiClient()
+        self.core = client.CoreV1Api(self._client)
+        self.custom = client.CustomObjectsApi(self._client)
+        self.coordination = client.CoordinationV1Api(self._client)
+
+    # -- TrainingJobs -----------------------------------------------------------------------------
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
+                )
+            )
+        except ApiException as err:
+            if err.status == NOT_FOUND:
+                return None
+            raise KubeError(f"get TrainingJob {namespace}/{name}", err) from err
+
+    def patch_job_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """JSON merge patch of the status subresource (null deletes a field)."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(patch)}
+            )
+        except ApiException as err:
+            raise KubeError(f"patch status of TrainingJob {namespace}/{name}", err) from err
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background"
+            )
+        except ApiException as err:
+            if err.status != NOT_FOUND:
+                raise KubeError(f"delete TrainingJob {namespace}/{name}", err) from err
+
+    # -- pods and services -----------------------------------------------------------------------
+
+    def observe(self, namespace: str, job: str) -> Observed:
+        """The job's pods (found by label alone) and whether its head Service exists."""
+        selector = f"{Label.JOB}={job}"
+        try:
+            pods = _json(self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))
+            services = _json(
+                self.core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False)
+            )
+        except ApiException as err:
+            raise KubeError(f"list pods and services of TrainingJob {namespace}/{job}", err) from err
+        observed = tuple(p for p in (observe_pod(item) for item in pods.get("items", [])) if p is not None)
+        return Observed(pods=observed, service_exists=bool(services.get("items")))
+
+    def create(self, obj: Mapping[str, Any]) -> bool:
+        """Create a Pod or Service; return False if it already existed."""
+        kind, meta = obj["kind"], obj["metadata"]
+        body: Any = dict(obj)  # the client serialises plain dicts as they are
+        namespace = meta["namespace"]
+        try:
+            if kind == "Pod":
+                self.core.create_namespaced_pod(namespace, body)
+            elif kind == "Service":
+                self.core.create_namespaced_service(namespace, body)
+            else:
+                raise ValueError(f"KubeApi.create does not handle kind {kind}")
+        except ApiException as err:
+            if err.status == CONFLICT:
+                return False
+            raise KubeError(f"create {kind} {namespace}/{meta['name']}", err) from err
+        return True
+
+    def delete_pod(self, namespace: str, name: str) -> bool:
+        """Delete a pod; return False if it was already gone."""
+        try:
+            self.core.delete_namespaced_pod(name, namespace)
+        except ApiException as err:
+            if err.status == NOT_FOUND:
+                return False
+            raise KubeError(f"delete Pod {namespace}/{name}", err) from err
+        return True

@@ -1,0 +1,147 @@
+"""``compute_status``: the job's next status from its decision, on a copy; the handler writes it once if it changed.
+
+Conditions follow Kubernetes conventions: one per type, ``lastTransitionTime`` moves only when
+``status`` flips, ``observedGeneration`` says which spec they describe.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from elastrain_operator.api import (
+    Condition,
+    ConditionType,
+    JobPhase,
+    ProgressStatus,
+    Reason,
+    ResizeRecord,
+    TrainingJob,
+    TrainingJobStatus,
+    WorkersStatus,
+)
+from elastrain_operator.builders.names import worker_selector
+from elastrain_operator.reconcile.decide import Decision, Note
+from elastrain_operator.reconcile.observed import Observed
+
+#: Most resize records kept in status.resizes (the schema's bound).
+MAX_RESIZES = 20
+
+
+def set_condition(
+    conditions: list[Condition],
+    *,
+    type: str,
+    status: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """``conditions`` with ``type`` set; its transition time is kept when its status did not change."""
+    value = "True" if status else "False"
+    old = next((c for c in conditions if c.type == type), None)
+    since = old.last_transition_time if old is not None and old.status == value else now
+    new = Condition(
+        type=type,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    if old is None:
+        return [*conditions, new]
+    return [new if c.type == type else c for c in conditions]
+
+
+def _resizes(prior: TrainingJobStatus, desired: int, now: datetime) -> list[ResizeRecord] | None:
+    records = list(prior.resizes or [])
+    before = prior.workers.desired if prior.workers is not None else None
+    if before is not None and before != desired:
+        reason = Reason.SCALED_UP if desired > before else Reason.SCALED_DOWN
+        records.append(ResizeRecord.model_validate({"time": now, "from": before, "to": desired, "reason": reason}))
+    return records[-MAX_RESIZES:] or None
+
+
+def compute_status(
+    job: TrainingJob, prior: TrainingJobStatus | None, decision: Decision, observed: Observed, now: datetime
+) -> TrainingJobStatus:
+    prior = prior or TrainingJobStatus()
+    spec, generation = job.spec, job.metadata.generation
+    phase = decision.phase
+    conditions = list(prior.conditions or [])
+
+    def put(kind: ConditionType, holds: bool, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(
+            conditions, type=kind.value, status=holds, reason=reason, message=message, now=now, generation=generation
+        )
+
+    if not phase.is_terminal or prior.phase != phase:
+        put(ConditionType.CREATED, True, Reason.CREATED, "the operator created the job's pods")
+        running = phase in (JobPhase.RUNNING, JobPhase.RESCALING)
+        put(ConditionType.RUNNING, running, decision.reason, decision.message)
+        put(ConditionType.RESCALING, phase is JobPhase.RESCALING, decision.reason, decision.message)
+        put(ConditionType.SUSPENDED, phase is JobPhase.SUSPENDED, decision.reason, decision.message)
+        blocked = [p for p in observed.workers if p.active and p.unschedulable]
+        if blocked or any(c.type == ConditionType.SCALE_UP_BLOCKED for c in conditions):
+            message = f"pod {blocked[0].name} cannot be scheduled: {blocked[0].unschedulable}" if blocked else ""
+            put(ConditionType.SCALE_UP_BLOCKED, bool(blocked), Reason.UNSCHEDULABLE, message or "all workers placed")
+        if phase is JobPhase.SUCCEEDED:
+            put(ConditionType.SUCCEEDED, True, decision.reason, decision.message)
+        if phase is JobPhase.FAILED:
+            put(ConditionType.FAILED, True, decision.reason, decision.message)
+
+    low = spec.elastic.min_replicas if spec.elastic else spec.replicas
+    high = spec.elastic.max_replicas if spec.elastic else spec.replicas
+    ready = observed.ready_workers
+    progress = prior.progress or ProgressStatus()
+    return TrainingJobStatus(
+        phase=phase,
+        conditions=conditions,
+        workers=WorkersStatus(
+            desired=spec.replicas, ready=ready, min=low, max=high, world_size=ready * spec.accelerators_per_worker
+        ),
+        progress=progress.model_copy(update={"total_steps": spec.trainer.steps}),
+        restarts=decision.restarts,
+        resizes=_resizes(prior, spec.replicas, now),
+        start_time=decision.start_time,
+        completion_time=decision.completion_time,
+        selector=worker_selector(job.metadata.name or ""),
+        observed_generation=generation,
+    )
+
+
+def transition_notes(prior: TrainingJobStatus | None, decision: Decision) -> tuple[Note, ...]:
+    """Events for this round: the decision's own, and one for a phase change."""
+    notes = list(decision.notes)
+    before = prior.phase if prior is not None else None
+    if before != decision.phase:
+        kind = "Warning" if decision.phase is JobPhase.FAILED else "Normal"
+        origin = before.value if before is not None else "new"
+        notes.append(Note(kind, decision.reason, f"{origin} -> {decision.phase.value}: {decision.message}"))
+    return tuple(notes)
+
+
+def invalid_status(
+    prior: TrainingJobStatus | None, message: str, *, now: datetime, generation: int | None
+) -> TrainingJobStatus:
+    """Status of a job whose spec cannot run: Failed, reason InvalidSpec, the parser's message."""
+    prior = prior or TrainingJobStatus()
+    conditions = set_condition(
+        list(prior.conditions or []),
+        type=ConditionType.FAILED.value,
+        status=True,
+        reason=Reason.INVALID_SPEC,
+        message=message,
+        now=now,
+        generation=generation,
+    )
+    return prior.model_copy(
+        update={
+            "phase": JobPhase.FAILED,
+            "conditions": conditions,
+            "completion_time": prior.completion_time or now,
+            "observed_generation": generation,
+        }
+    )

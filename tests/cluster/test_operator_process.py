@@ -1,0 +1,43 @@
+"""The `elastrain-operator` entry point as a process: settings from env, leader Lease, then reconciling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from elastrain_dev.jobdriver import JobDriver
+from elastrain_dev.wait import until
+
+
+def test_entry_point_takes_the_lease_and_runs_jobs(idle_job: JobDriver, namespace: str, tmp_path: Path) -> None:
+    exe = shutil.which("elastrain-operator", path=str(Path(sys.executable).parent))
+    assert exe, "elastrain-operator is not installed next to this Python; run make venv"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(idle_job.cluster.kubeconfig),
+        "ELASTRAIN_NAMESPACES": namespace,
+        "ELASTRAIN_LEASE_NAMESPACE": namespace,
+        "ELASTRAIN_METRICS_PORT": "0",
+        "ELASTRAIN_LIVENESS_PORT": "0",
+    }
+    log = (tmp_path / "operator.log").open("w")
+    proc = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        idle_job.create()
+        idle_job.wait_phase("Running", timeout=90)
+        lease = json.loads(idle_job.kubectl("get", "lease", "elastrain-operator", "-o", "json").stdout)
+        assert lease["spec"]["holderIdentity"].endswith(f"-{proc.pid}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    assert proc.returncode is not None
+    until(
+        lambda: "Operator is stopping" in (tmp_path / "operator.log").read_text() or proc.returncode == 0,
+        what="a clean stop",
+        timeout=5,
+    )
