@@ -83,6 +83,32 @@ class JobDriver:
         """Names of the job's pods that are not being deleted."""
         return {name for name, pod in self.pods().items() if "deletionTimestamp" not in pod["metadata"]}
 
+    def live(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """The job's pods that are not being deleted, by (role, index): what the job is made of now."""
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for pod in self.pods().values():
+            if "deletionTimestamp" in pod["metadata"]:
+                continue
+            labels = pod["metadata"]["labels"]
+            found[(labels["elastrain.dev/role"], int(labels["elastrain.dev/index"]))] = pod
+        return found
+
+    def live_name(self, role: str, index: int = 0) -> str:
+        """Name of the live pod holding ``role``/``index`` (replacements have names of their own)."""
+        pod = until(lambda: self.live().get((role, index)), what=f"a live {role} pod {index}")
+        return str(pod["metadata"]["name"])
+
+    def running(self, role: str, index: int = 0, *, not_uid: str | None = None) -> dict[str, Any]:
+        """Wait for a live, Running pod for ``role``/``index`` (other than the pod with uid ``not_uid``)."""
+
+        def probe() -> dict[str, Any] | None:
+            pod = self.live().get((role, index))
+            if pod and pod["status"].get("phase") == "Running" and pod["metadata"]["uid"] != not_uid:
+                return pod
+            return None
+
+        return until(probe, what=f"a Running {role} pod {index}" + (" (a replacement)" if not_uid else ""))
+
     def finish_pod(self, pod: str, exit_code: int, reason: str | None = None) -> None:
         """Report the trainer container's exit through the pod's status subresource, as a kubelet would."""
         phase = "Succeeded" if exit_code == 0 else "Failed"

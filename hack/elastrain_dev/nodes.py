@@ -17,8 +17,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 NODE_PREFIX = "gpu-node-"
 
 
-def build_node(name: str, *, gpus: int, cpu: str = "32", memory: str = "256Gi") -> dict[str, Any]:
-    """The manifest of one fake node with ``gpus`` GPUs."""
+def build_node(
+    name: str, *, gpus: int, cpu: str = "32", memory: str = "256Gi", labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The manifest of one fake node with ``gpus`` GPUs and extra ``labels``."""
     resources = {"cpu": cpu, "memory": memory, "pods": "110", GPU_RESOURCE: str(gpus)}
     return {
         "apiVersion": "v1",
@@ -33,6 +35,7 @@ def build_node(name: str, *, gpus: int, cpu: str = "32", memory: str = "256Gi") 
                 "kubernetes.io/arch": "amd64",
                 "type": "kwok",
                 "nvidia.com/gpu.present": "true" if gpus else "false",
+                **(labels or {}),
             },
         },
         "spec": {},
@@ -48,17 +51,24 @@ def node_names(cluster: LocalCluster) -> list[str]:
     return sorted(out.split())
 
 
-def add_nodes(cluster: LocalCluster, *, count: int, gpus: int = 8) -> list[str]:
-    """Create ``count`` more fake nodes, named after the existing ones; return their names."""
+def add_nodes(
+    cluster: LocalCluster,
+    *,
+    count: int,
+    gpus: int = 8,
+    prefix: str = NODE_PREFIX,
+    labels: dict[str, str] | None = None,
+) -> list[str]:
+    """Create ``count`` more fake nodes named ``prefix``N (the first free numbers); return their names."""
     existing = set(node_names(cluster))
     names: list[str] = []
     index = 0
     while len(names) < count:
-        name = f"{NODE_PREFIX}{index}"
+        name = f"{prefix}{index}"
         if name not in existing:
             names.append(name)
         index += 1
-    items = [build_node(name, gpus=gpus) for name in names]
+    items = [build_node(name, gpus=gpus, labels=labels) for name in names]
     cluster.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     return names
 

@@ -33,6 +33,8 @@ class Label(StrEnum):
     JOB = f"{GROUP}/job"
     ROLE = f"{GROUP}/role"
     INDEX = f"{GROUP}/index"
+    ATTEMPT = f"{GROUP}/attempt"
+    """Counts the pods that have held one role/index: a replacement gets the next attempt and a new name."""
 
 
 class Role(StrEnum):

@@ -9,12 +9,18 @@ def head_service_name(job: str) -> str:
     return f"{job}-head"
 
 
-def head_pod_name(job: str) -> str:
-    return f"{job}-head"
+def _attempt_suffix(attempt: int) -> str:
+    # A replacement needs a name of its own: the pod it replaces may stay Terminating for as long as its
+    # node is unreachable.
+    return f"-r{attempt}" if attempt else ""
 
 
-def worker_pod_name(job: str, index: int) -> str:
-    return f"{job}-worker-{index}"
+def head_pod_name(job: str, attempt: int = 0) -> str:
+    return f"{job}-head{_attempt_suffix(attempt)}"
+
+
+def worker_pod_name(job: str, index: int, attempt: int = 0) -> str:
+    return f"{job}-worker-{index}{_attempt_suffix(attempt)}"
 
 
 def head_address(job: str, namespace: str) -> str:
@@ -27,8 +33,8 @@ def job_labels(job: str) -> dict[str, str]:
     return {Label.JOB: job}
 
 
-def pod_labels(job: str, role: Role, index: int) -> dict[str, str]:
-    return {Label.JOB: job, Label.ROLE: role.value, Label.INDEX: str(index)}
+def pod_labels(job: str, role: Role, index: int, attempt: int = 0) -> dict[str, str]:
+    return {Label.JOB: job, Label.ROLE: role.value, Label.INDEX: str(index), Label.ATTEMPT: str(attempt)}
 
 
 def worker_selector(job: str) -> str:

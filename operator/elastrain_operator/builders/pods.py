@@ -26,9 +26,10 @@ WORKER_COMMAND = ("elastrain", "pod", "worker")
 HEAD_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}}
 
 
-def _meta(job: TrainingJob, name: str, role: Role, index: int) -> dict[str, Any]:
+def _meta(job: TrainingJob, name: str, role: Role, index: int, attempt: int) -> dict[str, Any]:
     overrides = job.spec.pod
-    labels = {**(overrides.labels or {} if overrides else {}), **pod_labels(job.metadata.name or "", role, index)}
+    own = pod_labels(job.metadata.name or "", role, index, attempt)
+    labels = {**(overrides.labels or {} if overrides else {}), **own}
     meta: dict[str, Any] = {
         "name": name,
         "namespace": job.metadata.namespace,
@@ -59,15 +60,18 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
 
 def _worker_resources(job: TrainingJob) -> dict[str, Any]:
     count = str(job.spec.accelerators_per_worker)
-    if job.spec.device == "gpu":
-        resources: dict[str, dict[str, Any]] = {"requests": {GPU_RESOURCE: count}, "limits": {GPU_RESOURCE: count}}
-    else:
-        resources = {"requests": {"cpu": count}, "limits": {}}
+    resources: dict[str, dict[str, Any]] = {"requests": {}, "limits": {}}
     user = job.spec.pod.resources if job.spec.pod and job.spec.pod.resources else None
     if user is not None:
         dumped = user.model_dump(exclude_none=True)
         for kind in ("requests", "limits"):
             resources[kind].update(dumped.get(kind, {}))
+    # The accelerator count is acceleratorsPerWorker's to set: a user value for the same resource would
+    # make requests and limits disagree and the pod invalid, so ours wins.
+    if job.spec.device == "gpu":
+        resources["requests"][GPU_RESOURCE] = resources["limits"][GPU_RESOURCE] = count
+    else:
+        resources["requests"]["cpu"] = count
     return {kind: values for kind, values in resources.items() if values}
 
 
@@ -77,6 +81,7 @@ def _pod(
     name: str,
     role: Role,
     index: int,
+    attempt: int,
     command: tuple[str, ...],
     resources: dict[str, Any],
     ports: list[dict[str, Any]],
@@ -107,11 +112,14 @@ def _pod(
     }
     if service_account:
         spec["serviceAccountName"] = service_account
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": _meta(job, name, role, index), "spec": spec}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _meta(job, name, role, index, attempt), "spec": spec}
 
 
-def build_head_pod(job: TrainingJob) -> dict[str, Any]:
-    """The head pod: Ray head and driver, no accelerator, preferably on a node without GPUs."""
+def build_head_pod(job: TrainingJob, attempt: int = 0) -> dict[str, Any]:
+    """The head pod: Ray head and driver, no accelerator, preferably on a node without GPUs.
+
+    ``attempt`` counts head pods before this one (a replacement gets a name of its own).
+    """
     ports = [
         {"name": "ray-gcs", "containerPort": RAY_PORT},
         {"name": "lighthouse", "containerPort": LIGHTHOUSE_PORT},
@@ -119,9 +127,10 @@ def build_head_pod(job: TrainingJob) -> dict[str, Any]:
     ]
     pod = _pod(
         job,
-        name=head_pod_name(job.metadata.name or ""),
+        name=head_pod_name(job.metadata.name or "", attempt),
         role=Role.HEAD,
         index=0,
+        attempt=attempt,
         command=HEAD_COMMAND,
         resources=copy.deepcopy(HEAD_RESOURCES),
         ports=ports,
@@ -141,13 +150,17 @@ def build_head_pod(job: TrainingJob) -> dict[str, Any]:
     return pod
 
 
-def build_worker_pod(job: TrainingJob, index: int) -> dict[str, Any]:
-    """Worker pod ``index``: one Ray node, one replica group, with the spec's scheduling fields."""
+def build_worker_pod(job: TrainingJob, index: int, attempt: int = 0) -> dict[str, Any]:
+    """Worker pod ``index``: one Ray node, one replica group, with the spec's scheduling fields.
+
+    ``attempt`` counts earlier pods of this index (a replacement gets a name of its own).
+    """
     pod = _pod(
         job,
-        name=worker_pod_name(job.metadata.name or "", index),
+        name=worker_pod_name(job.metadata.name or "", index, attempt),
         role=Role.WORKER,
         index=index,
+        attempt=attempt,
         command=WORKER_COMMAND,
         resources=_worker_resources(job),
         ports=[],

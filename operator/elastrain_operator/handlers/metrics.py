@@ -4,19 +4,63 @@ from __future__ import annotations
 
 import functools
 import threading
+from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from elastrain_operator.api import JobPhase
+from elastrain_operator.api import JobPhase, TrainingJobStatus
+from elastrain_operator.reconcile.decide import Decision
 
 JOBS = Gauge("elastrain_jobs", "TrainingJobs handled by this operator, by phase", ["phase"])
 RECONCILE_SECONDS = Histogram("elastrain_reconcile_duration_seconds", "Time of one reconcile of one job")
 PODS_CREATED = Counter("elastrain_pods_created_total", "Pods created by the operator", ["role"])
 PODS_DELETED = Counter("elastrain_pods_deleted_total", "Pods deleted by the operator", ["why"])
+REPLACEMENTS = Counter("elastrain_replacements_total", "Pods created to replace a failed or lost pod", ["role"])
+WORKERS_LOST = Counter("elastrain_workers_lost_total", "Pods found on a NotReady or deleted node")
+RESIZES = Counter("elastrain_resizes_total", "Changes of a job's number of ready workers", ["reason"])
+LOSS_TO_REPLACEMENT = Histogram(
+    "elastrain_loss_to_replacement_seconds",
+    "From a node leaving Ready to the replacement of its pods being created",
+    buckets=(0.0, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+REDUCED_SIZE_SECONDS = Counter(
+    "elastrain_reduced_size_seconds_total", "Seconds jobs trained with fewer ready workers than desired"
+)
 HANDLER_ERRORS = Counter("elastrain_handler_errors_total", "Reconciles that raised an error", ["error"])
 
 _lock = threading.Lock()
 _phases: dict[tuple[str, str], JobPhase] = {}
+
+
+_last_round: dict[tuple[str, str], datetime] = {}
+
+
+def record_round(
+    namespace: str,
+    name: str,
+    *,
+    decision: Decision,
+    status: TrainingJobStatus,
+    prior: TrainingJobStatus | None,
+    now: datetime,
+) -> None:
+    """Count what one reconcile round did: losses, resizes, and time spent below the desired size."""
+    for pod in decision.lost:
+        WORKERS_LOST.inc()
+        # The replacement is created in the round that finds the loss (see reconcile.decide).
+        if pod.lost_since is not None:
+            LOSS_TO_REPLACEMENT.observe(max(0.0, (now - pod.lost_since).total_seconds()))
+    before = len(prior.resizes or []) if prior is not None else 0
+    for record in (status.resizes or [])[before:]:
+        RESIZES.labels(reason=record.reason).inc()
+    key = (namespace, name)
+    with _lock:
+        last = _last_round.get(key)
+        _last_round[key] = now
+    workers = status.workers
+    training = status.phase in (JobPhase.RUNNING, JobPhase.RESCALING)
+    if last is not None and training and workers is not None and workers.ready < workers.desired:
+        REDUCED_SIZE_SECONDS.inc((now - last).total_seconds())
 
 
 def record_phase(namespace: str, name: str, phase: JobPhase | None) -> None:
@@ -24,6 +68,7 @@ def record_phase(namespace: str, name: str, phase: JobPhase | None) -> None:
     with _lock:
         if phase is None:
             _phases.pop((namespace, name), None)
+            _last_round.pop((namespace, name), None)
         else:
             _phases[(namespace, name)] = phase
         for value in JobPhase:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -94,13 +94,31 @@ def _apply(api: KubeApi, job: TrainingJob, actions: tuple[object, ...]) -> bool:
         elif isinstance(action, CreateService):
             _create(api, build_head_service(job=name, namespace=namespace, uid=uid))
         elif isinstance(action, CreatePod):
-            pod = build_head_pod(job) if action.role is Role.HEAD else build_worker_pod(job, action.index)
+            if action.role is Role.HEAD:
+                pod = build_head_pod(job, action.attempt)
+            else:
+                pod = build_worker_pod(job, action.index, action.attempt)
             if _create(api, pod):
                 metrics.PODS_CREATED.labels(role=action.role.value).inc()
+                if action.attempt:
+                    metrics.REPLACEMENTS.labels(role=action.role.value).inc()
         elif isinstance(action, DeleteJob):
             api.delete_job(namespace, name)
             return True
     return False
+
+
+def _clean_up_invalid(api: KubeApi, raw: Mapping[str, Any], prior: TrainingJobStatus, now: datetime) -> None:
+    """Delete the pods of a job that failed for its spec, and the job itself once its TTL has passed."""
+    namespace, name = raw["metadata"]["namespace"], raw["metadata"]["name"]
+    for pod in api.observe(namespace, name).pods:
+        if pod.active:
+            api.delete_pod(namespace, pod.name)
+    policy = (raw.get("spec") or {}).get("runPolicy") or {}
+    ttl = policy.get("ttlSecondsAfterFinished") if isinstance(policy, Mapping) else None
+    done = prior.completion_time
+    if isinstance(ttl, int) and done is not None and now >= done + timedelta(seconds=ttl):
+        api.delete_job(namespace, name)
 
 
 def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, now: datetime | None = None) -> None:
@@ -114,7 +132,9 @@ def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, no
     prior = _prior_status(raw)
     generation = raw.get("metadata", {}).get("generation")
     if prior is not None and prior.phase is not None and prior.phase.is_terminal and _is_invalid(prior):
-        return  # already failed for its spec; a new generation gets a new TrainingJob, as in Kubernetes Jobs
+        # Failed for its spec: only clean-up remains (as for Kubernetes Jobs, a fixed spec is a new job).
+        _clean_up_invalid(api, raw, prior, now)
+        return
     try:
         job = parse_trainingjob(raw)
         decision = decide(job, prior, api.observe(namespace, name), now)
@@ -130,6 +150,7 @@ def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, no
     # The status reflects the pods as they are after this round's changes.
     status = compute_status(job, prior, decision, api.observe(namespace, name), now)
     _write_status(api, namespace, name, old_status, _dump(status))
+    metrics.record_round(namespace, name, decision=decision, status=status, prior=prior, now=now)
     for note in transition_notes(prior, decision):
         events(note.type, note.reason, note.message)
     metrics.record_phase(namespace, name, status.phase)

@@ -16,7 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from elastrain_operator.api import GROUP, PLURAL, VERSION, Label
-from elastrain_operator.kube.convert import observe_pod
+from elastrain_operator.kube.convert import node_problems, observe_pod
 from elastrain_operator.reconcile.observed import Observed
 
 CONFLICT, NOT_FOUND = 409, 404
@@ -95,9 +95,10 @@ class KubeApi:
             services = _json(
                 self.core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False)
             )
+            nodes = node_problems(_json(self.core.list_node(_preload_content=False)))
         except ApiException as err:
             raise KubeError(f"list pods and services of TrainingJob {namespace}/{job}", err) from err
-        observed = tuple(p for p in (observe_pod(item) for item in pods.get("items", [])) if p is not None)
+        observed = tuple(p for p in (observe_pod(item, nodes) for item in pods.get("items", [])) if p is not None)
         return Observed(pods=observed, service_exists=bool(services.get("items")))
 
     def create(self, obj: Mapping[str, Any]) -> bool:

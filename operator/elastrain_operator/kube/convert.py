@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from elastrain_operator.api import Label, Role
@@ -26,8 +28,35 @@ def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     return None
 
 
-def observe_pod(pod: Mapping[str, Any]) -> ObservedPod | None:
-    """The pod as the reconcile layer sees it; None for a pod without elastrain's role/index labels."""
+@dataclass(frozen=True)
+class NodeProblem:
+    """Why a node cannot run pods, and since when (its Ready condition's last transition)."""
+
+    reason: str
+    since: datetime | None
+
+
+def node_problems(nodes: Mapping[str, Any]) -> dict[str, NodeProblem | None]:
+    """Node name -> None when Ready, else its problem ("node N NotReady (Unknown)")."""
+    problems: dict[str, NodeProblem | None] = {}
+    for node in nodes.get("items", []):
+        name = node["metadata"]["name"]
+        ready = _condition(node, "Ready")
+        status = ready.get("status") if ready else "Unknown"
+        since = ready.get("lastTransitionTime") if ready else None
+        problems[name] = (
+            None
+            if status == "True"
+            else NodeProblem(f"node {name} NotReady ({status})", datetime.fromisoformat(since) if since else None)
+        )
+    return problems
+
+
+def observe_pod(pod: Mapping[str, Any], nodes: Mapping[str, NodeProblem | None] | None = None) -> ObservedPod | None:
+    """The pod as the reconcile layer sees it; None for a pod without elastrain's role/index labels.
+
+    ``nodes`` is :func:`node_problems` of the cluster's nodes; without it, node health is not judged.
+    """
     meta = pod.get("metadata", {})
     labels = meta.get("labels") or {}
     try:
@@ -43,6 +72,14 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod | None:
     if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         unschedulable = str(scheduled.get("message") or "no node fits")
     exit_code = terminated.get("exitCode") if terminated else None
+    node = pod.get("spec", {}).get("nodeName")
+    problem = None
+    if nodes is not None and node:
+        problem = nodes[node] if node in nodes else NodeProblem(f"node {node} deleted", None)
+    try:
+        attempt = int(labels.get(Label.ATTEMPT, "0"))
+    except ValueError:
+        attempt = 0
     return ObservedPod(
         name=str(meta.get("name")),
         role=role,
@@ -53,5 +90,8 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod | None:
         exit_code=int(exit_code) if exit_code is not None else None,
         reason=status.get("reason") or (terminated.get("reason") if terminated else None),
         unschedulable=unschedulable,
-        node=pod.get("spec", {}).get("nodeName"),
+        node=node,
+        attempt=attempt,
+        node_lost=problem.reason if problem else None,
+        lost_since=problem.since if problem else None,
     )

@@ -60,7 +60,7 @@ class LeaderLease:
         if not may_lead(
             holder=spec.holder_identity,
             renewed=spec.renew_time,
-            duration_seconds=self.duration,
+            duration_seconds=spec.lease_duration_seconds or self.duration,
             identity=self.identity,
             now=now,
         ):

@@ -11,12 +11,18 @@ The rules, in order:
 3. ``activeDeadlineSeconds`` past since startTime: Failed (DeadlineExceeded).
 4. The head (driver) Succeeded: the job Succeeded.
 5. Failed pods are judged (``reconcile.failures``): application failures count against
-   backoffLimit, infrastructure losses never do. A failed head restarts the whole Ray cluster
-   (all pods deleted, recreated next round); a failed worker is replaced alone.
-6. Missing objects are created (Service, head, workers 0..replicas-1); workers beyond replicas
-   are deleted (kubectl scale down).
-7. Phase: Running when the head runs and enough workers are ready (exactly replicas, or at least
-   elastic.minReplicas), Rescaling while the ready count differs from replicas, else Pending.
+   backoffLimit, infrastructure losses never do. Pods whose node is NotReady or deleted are lost
+   (infrastructure, Event WorkerLost naming pod and node). A failed or lost head restarts the whole
+   Ray cluster from the last checkpoint (all pods replaced); a failed or lost worker is replaced
+   alone while the others keep training.
+6. Missing objects are created at once (Service, head, workers 0..replicas-1): a replacement gets
+   the next attempt number and a name of its own, since the pod it replaces may stay Terminating
+   while its node is unreachable. Workers beyond replicas are deleted (kubectl scale down).
+7. Phase: Running when the head runs and enough workers are ready (at least elastic.minReplicas,
+   or exactly replicas) and none is on its way; Rescaling while workers start or stop (a worker
+   that cannot be scheduled is not on its way: the job runs at the smaller size, and the status
+   says ScaleUpBlocked); below minReplicas a running job stays Rescaling for
+   elastic.belowMinGraceSeconds, then waits in Pending (BelowMinReplicas), never Failed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from datetime import datetime, timedelta
 
 from elastrain_operator.api import JobPhase, Reason, RestartCounts, Role, TrainingJob, TrainingJobStatus
 from elastrain_operator.reconcile.failures import Blame, Verdict, failed_pods, judge
-from elastrain_operator.reconcile.observed import Observed
+from elastrain_operator.reconcile.observed import Observed, ObservedPod
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class CreateService:
 class CreatePod:
     role: Role
     index: int
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,13 @@ class Decision:
     start_time: datetime | None = None
     completion_time: datetime | None = None
     notes: tuple[Note, ...] = ()
+    resize_reason: Reason | None = None
+    """Why the number of ready workers changes this round, if it does (for status.resizes)."""
+    lost: tuple[ObservedPod, ...] = ()
+    """Pods found lost (node NotReady or deleted) this round; replaced in the same round."""
+
+
+_RESTART = "driver lost: restarting the Ray cluster from the last checkpoint"
 
 
 def needed_workers(job: TrainingJob) -> int:
@@ -109,11 +123,11 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
     # 1. Finished: clean up, maybe delete the job after its TTL.
     if prior.phase is not None and prior.phase.is_terminal:
         reason, message = _finished_reason(prior)
-        actions: tuple[Action, ...] = tuple(DeletePod(p.name, "job finished") for p in observed.workers if p.active)
+        cleanup: tuple[Action, ...] = tuple(DeletePod(p.name, "job finished") for p in observed.workers if p.active)
         ttl = policy.ttl_seconds_after_finished
         if ttl is not None and completion is not None and now >= completion + timedelta(seconds=ttl):
-            actions += (DeleteJob(),)
-        return Decision(prior.phase, reason, message, actions, restarts, start, completion)
+            cleanup += (DeleteJob(),)
+        return Decision(prior.phase, reason, message, cleanup, restarts, start, completion)
 
     # 2. Suspended: no pods; the deadline clock stops.
     if policy.suspend:
@@ -153,11 +167,12 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
             now,
         )
 
-    # 5. Failures.
-    actions = ()
+    # 5. Failures and losses.
+    actions: tuple[Action, ...] = ()
     notes: list[Note] = []
     application, infrastructure = restarts.application, restarts.infrastructure
     fatal: tuple[Reason, str] | None = None
+    restart_cluster = False
     for failure in (judge(p, policy) for p in failed_pods(observed.pods)):
         if failure.blame is Blame.APPLICATION:
             application += 1
@@ -173,10 +188,36 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
             )
         reason = Reason.APPLICATION_ERROR if failure.blame is Blame.APPLICATION else Reason.WORKER_LOST
         notes.append(Note("Warning", reason, failure.detail))
-        if failure.pod.role is Role.HEAD:
-            actions += _delete_all(observed, "driver failed: restarting the Ray cluster from the last checkpoint")
+        restart_cluster |= failure.pod.role is Role.HEAD
+        why = "replacing a failed worker" if failure.pod.role is Role.WORKER else _RESTART
+        actions += (DeletePod(failure.pod.name, why),)
+    lost = [p for p in observed.pods if p.lost]
+    for pod in lost:
+        if pod.role is Role.HEAD:
+            infrastructure += 1
+            restart_cluster = True
+            notes.append(
+                Note(
+                    "Warning",
+                    Reason.NODE_LOST,
+                    f"head pod {pod.name} lost: {pod.node_lost}; "
+                    "recreating it, training restarts from the last checkpoint",
+                )
+            )
         else:
-            actions += (DeletePod(failure.pod.name, "replacing a failed worker"),)
+            notes.append(
+                Note(
+                    "Warning",
+                    Reason.WORKER_LOST,
+                    f"worker pod {pod.name} lost: {pod.node_lost}; replacing it while the other workers keep training",
+                )
+            )
+        actions += (DeletePod(pod.name, "replacing a lost worker" if pod.role is Role.WORKER else _RESTART),)
+    live_workers = [p for p in observed.workers if p.active and not p.lost and p.phase != "Failed"]
+    if not restart_cluster and any(p.role is Role.WORKER for p in lost) and not live_workers:
+        # Every worker gone at once: training resumes from the last checkpoint. A restart of the whole
+        # cluster (head failed or lost too) is already counted once above.
+        infrastructure += 1
     restarts = RestartCounts(application=application, infrastructure=infrastructure)
     if fatal is not None:
         return Decision(
@@ -189,42 +230,100 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
             now,
             tuple(notes),
         )
+    if restart_cluster:
+        doomed_now = {a.name for a in actions if isinstance(a, DeletePod)}
+        actions += tuple(
+            a for a in _delete_all(observed, _RESTART) if isinstance(a, DeletePod) and a.name not in doomed_now
+        )
 
-    # 6. Create what is missing, remove what is beyond replicas.
+    # 6. Create what is missing (at once, under new names), remove what is beyond replicas.
     doomed = {a.name for a in actions if isinstance(a, DeletePod)}
+
+    def holds(role: Role, index: int) -> bool:
+        return any(
+            p.role is role
+            and p.index == index
+            and not p.terminating
+            and p.name not in doomed
+            and p.phase not in ("Succeeded",)
+            for p in observed.pods
+        )
+
     if not observed.service_exists:
         actions += (CreateService(),)
-    if head is None:
-        actions += (CreatePod(Role.HEAD, 0),)
-    present = {p.index for p in observed.workers}
-    actions += tuple(CreatePod(Role.WORKER, i) for i in range(spec.replicas) if i not in present)
+    if not holds(Role.HEAD, 0):
+        actions += (CreatePod(Role.HEAD, 0, observed.next_attempt(Role.HEAD, 0)),)
+    actions += tuple(
+        CreatePod(Role.WORKER, i, observed.next_attempt(Role.WORKER, i))
+        for i in range(spec.replicas)
+        if not holds(Role.WORKER, i)
+    )
     actions += tuple(
         DeletePod(p.name, f"scaled down to {spec.replicas} workers")
         for p in observed.workers
         if p.index >= spec.replicas and not p.terminating and p.name not in doomed
     )
+    doomed = {a.name for a in actions if isinstance(a, DeletePod)}
 
     # 7. Phase.
-    ready, needed = observed.ready_workers, needed_workers(job)
-    head_runs = head is not None and head.active and head.phase == "Running" and head.name not in doomed
+    head = observed.head_live(doomed)
+    workers = [p for p in observed.workers if p.active and p.name not in doomed and not p.lost]
+    ready = sum(1 for p in workers if p.phase == "Running" and p.ready)
+    blocked = [p for p in workers if p.unschedulable]
+    starting = [p for p in workers if not (p.phase == "Running" and p.ready) and not p.unschedulable]
+    needed = needed_workers(job)
+    before = prior.workers.desired if prior.workers is not None else spec.replicas
+    if lost or notes:
+        resize_reason = Reason.WORKER_LOST
+    elif spec.replicas < before:
+        resize_reason = Reason.SCALED_DOWN
+    else:
+        resize_reason = Reason.SCALED_UP
+    head_runs = head is not None and head.phase == "Running"
+    was_running = prior.phase in (JobPhase.RUNNING, JobPhase.RESCALING)
     if head_runs and ready >= needed:
-        if ready == spec.replicas:
+        if starting or ready > spec.replicas:
+            phase, reason = JobPhase.RESCALING, resize_reason
+            message = f"{ready} workers ready, moving to {spec.replicas}"
+        else:
             phase, reason = JobPhase.RUNNING, Reason.WORKERS_READY
             message = f"{ready}/{spec.replicas} workers ready"
-        else:
-            phase = JobPhase.RESCALING
-            reason = Reason.SCALED_UP if ready < spec.replicas else Reason.SCALED_DOWN
-            message = f"{ready} workers ready, moving to {spec.replicas}"
+            if blocked:
+                message += f"; {len(blocked)} waiting for capacity (see condition ScaleUpBlocked)"
+    elif head_runs and was_running and not _below_min_too_long(job, prior, now):
+        phase, reason = JobPhase.RESCALING, Reason.BELOW_MIN_REPLICAS
+        message = f"{ready} workers ready, fewer than the {needed} needed; waiting for replacements"
     else:
         phase = JobPhase.PENDING
-        unschedulable = [p for p in observed.pods if p.active and p.unschedulable]
-        if unschedulable:
-            reason = Reason.UNSCHEDULABLE
-            message = f"pod {unschedulable[0].name} cannot be scheduled: {unschedulable[0].unschedulable}"
-        elif prior.phase in (JobPhase.RUNNING, JobPhase.RESCALING):
+        unschedulable = [p for p in observed.pods if p.active and p.unschedulable and p.name not in doomed]
+        if was_running or (prior.phase is JobPhase.PENDING and _reason_of(prior) == Reason.BELOW_MIN_REPLICAS):
             reason = Reason.BELOW_MIN_REPLICAS
             message = f"{ready} workers ready, fewer than the {needed} needed; waiting for capacity"
+            if unschedulable:
+                message += f" (pod {unschedulable[0].name}: {unschedulable[0].unschedulable})"
+        elif unschedulable:
+            reason = Reason.UNSCHEDULABLE
+            message = f"pod {unschedulable[0].name} cannot be scheduled: {unschedulable[0].unschedulable}"
         else:
             reason = Reason.CREATED
             message = f"waiting for the head and {needed} workers ({ready} ready)"
-    return Decision(phase, reason, message, actions, restarts, start, None, tuple(notes))
+    if prior.phase is JobPhase.SUSPENDED:
+        notes.append(Note("Normal", Reason.RESUMED, "runPolicy.suspend is false: pods recreated"))
+    return Decision(phase, reason, message, actions, restarts, start, None, tuple(notes), resize_reason, tuple(lost))
+
+
+def _reason_of(status: TrainingJobStatus) -> str | None:
+    """The reason of the condition that tells the phase (Running for Running/Rescaling/Pending)."""
+    for cond in status.conditions or []:
+        if cond.type == "Running":
+            return cond.reason
+    return None
+
+
+def _below_min_too_long(job: TrainingJob, prior: TrainingJobStatus, now: datetime) -> bool:
+    """Below minReplicas for longer than elastic.belowMinGraceSeconds (0 without elastic)."""
+    grace = job.spec.elastic.below_min_grace_seconds if job.spec.elastic is not None else 0
+    if prior.phase is not JobPhase.RESCALING or _reason_of(prior) != Reason.BELOW_MIN_REPLICAS:
+        return grace == 0
+    since = next((c.last_transition_time for c in prior.conditions or [] if c.type == "Rescaling"), None)
+    return since is None or now >= since + timedelta(seconds=grace)

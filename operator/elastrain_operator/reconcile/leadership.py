@@ -8,7 +8,10 @@ from datetime import datetime, timedelta
 def may_lead(
     *, holder: str | None, renewed: datetime | None, duration_seconds: int, identity: str, now: datetime
 ) -> bool:
-    """True when the Lease is ours, unheld, or its holder stopped renewing it ``duration_seconds`` ago."""
+    """True when the Lease is ours, unheld, or its holder stopped renewing it ``duration_seconds`` ago.
+
+    ``duration_seconds`` is the duration the holder wrote into the Lease (its promise), not ours.
+    """
     if not holder or holder == identity:
         return True
     if renewed is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from elastrain_operator.api import Role
 
@@ -25,6 +27,17 @@ class ObservedPod:
     unschedulable: str | None = None
     """The scheduler's message while the pod cannot be placed."""
     node: str | None = None
+    attempt: int = 0
+    """How many pods held this role and index before this one."""
+    node_lost: str | None = None
+    """Why the pod's node is gone ("node N NotReady", "node N deleted"); None while it is healthy."""
+    lost_since: datetime | None = None
+    """When the node stopped being Ready (unknown for a deleted node)."""
+
+    @property
+    def lost(self) -> bool:
+        """Alive as far as the API knows, but its node is NotReady or gone: its processes are lost."""
+        return self.active and self.node_lost is not None
 
     @property
     def active(self) -> bool:
@@ -41,7 +54,15 @@ class Observed:
 
     @property
     def head(self) -> ObservedPod | None:
-        return next((p for p in self.pods if p.role is Role.HEAD), None)
+        """The current head pod: the live one if any, else the newest."""
+        heads = sorted((p for p in self.pods if p.role is Role.HEAD), key=lambda p: (p.active, p.attempt))
+        return heads[-1] if heads else None
+
+    def head_live(self, doomed: Collection[str] = ()) -> ObservedPod | None:
+        """The head pod that is alive, on a healthy node and not being deleted this round."""
+        return next(
+            (p for p in self.pods if p.role is Role.HEAD and p.active and not p.lost and p.name not in doomed), None
+        )
 
     @property
     def workers(self) -> tuple[ObservedPod, ...]:
@@ -49,4 +70,9 @@ class Observed:
 
     @property
     def ready_workers(self) -> int:
-        return sum(1 for p in self.workers if p.active and p.phase == "Running" and p.ready)
+        return sum(1 for p in self.workers if p.active and not p.lost and p.phase == "Running" and p.ready)
+
+    def next_attempt(self, role: Role, index: int) -> int:
+        """The attempt number of a new pod for ``role``/``index``: one past every pod seen for it."""
+        seen = [p.attempt for p in self.pods if p.role is role and p.index == index]
+        return max(seen) + 1 if seen else 0

@@ -54,12 +54,22 @@ def set_condition(
     return [new if c.type == type else c for c in conditions]
 
 
-def _resizes(prior: TrainingJobStatus, desired: int, now: datetime) -> list[ResizeRecord] | None:
+_TRAINING = (JobPhase.RUNNING, JobPhase.RESCALING)
+
+
+def _resizes(prior: TrainingJobStatus, decision: Decision, ready: int, now: datetime) -> list[ResizeRecord] | None:
+    """The history of participating workers: a record whenever a training job's ready count changes."""
     records = list(prior.resizes or [])
-    before = prior.workers.desired if prior.workers is not None else None
-    if before is not None and before != desired:
-        reason = Reason.SCALED_UP if desired > before else Reason.SCALED_DOWN
-        records.append(ResizeRecord.model_validate({"time": now, "from": before, "to": desired, "reason": reason}))
+    before = prior.workers.ready if prior.workers is not None and prior.phase in _TRAINING else None
+    training_now = decision.phase in (*_TRAINING, JobPhase.PENDING)
+    if before is not None and before != ready and training_now:
+        if ready > before:
+            reason = Reason.SCALED_UP
+        else:
+            reason = decision.resize_reason if decision.resize_reason is not None else Reason.WORKER_LOST
+            if reason is Reason.SCALED_UP:  # fewer workers without a request to shrink: one was lost
+                reason = Reason.WORKER_LOST
+        records.append(ResizeRecord.model_validate({"time": now, "from": before, "to": ready, "reason": reason}))
     return records[-MAX_RESIZES:] or None
 
 
@@ -78,15 +88,19 @@ def compute_status(
         )
 
     if not phase.is_terminal or prior.phase != phase:
-        put(ConditionType.CREATED, True, Reason.CREATED, "the operator created the job's pods")
+        if observed.pods or any(c.type == ConditionType.CREATED for c in conditions):
+            put(ConditionType.CREATED, True, Reason.CREATED, "the operator created the job's pods")
         running = phase in (JobPhase.RUNNING, JobPhase.RESCALING)
         put(ConditionType.RUNNING, running, decision.reason, decision.message)
         put(ConditionType.RESCALING, phase is JobPhase.RESCALING, decision.reason, decision.message)
         put(ConditionType.SUSPENDED, phase is JobPhase.SUSPENDED, decision.reason, decision.message)
         blocked = [p for p in observed.workers if p.active and p.unschedulable]
         if blocked or any(c.type == ConditionType.SCALE_UP_BLOCKED for c in conditions):
-            message = f"pod {blocked[0].name} cannot be scheduled: {blocked[0].unschedulable}" if blocked else ""
-            put(ConditionType.SCALE_UP_BLOCKED, bool(blocked), Reason.UNSCHEDULABLE, message or "all workers placed")
+            if blocked:
+                message = f"pod {blocked[0].name} cannot be scheduled: {blocked[0].unschedulable}"
+                put(ConditionType.SCALE_UP_BLOCKED, True, Reason.UNSCHEDULABLE, message)
+            else:
+                put(ConditionType.SCALE_UP_BLOCKED, False, Reason.WORKERS_READY, "every worker pod is placed")
         if phase is JobPhase.SUCCEEDED:
             put(ConditionType.SUCCEEDED, True, decision.reason, decision.message)
         if phase is JobPhase.FAILED:
@@ -104,7 +118,7 @@ def compute_status(
         ),
         progress=progress.model_copy(update={"total_steps": spec.trainer.steps}),
         restarts=decision.restarts,
-        resizes=_resizes(prior, spec.replicas, now),
+        resizes=_resizes(prior, decision, ready, now),
         start_time=decision.start_time,
         completion_time=decision.completion_time,
         selector=worker_selector(job.metadata.name or ""),
