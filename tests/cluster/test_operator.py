@@ -138,8 +138,8 @@ def test_head_failure_restarts_the_ray_cluster(job: JobDriver) -> None:
     job.wait_phase("Running")
     uids = {key: pod["metadata"]["uid"] for key, pod in job.live().items()}
     job.finish_pod(job.live_name("head"), 1)
-    for role, index in uids:
-        job.running(role, index, not_uid=uids[(role, index)])
+    for (role, index), uid in uids.items():
+        job.running(role, index, not_uid=uid)
     status = job.wait_phase("Running")
     assert status["restarts"]["application"] == 1
     assert set(job.live()) == set(uids)
@@ -202,7 +202,7 @@ def test_kubectl_scale_adds_and_removes_workers(job: JobDriver) -> None:
     status = job.wait_phase("Running")
     resizes = [(r["from"], r["to"], r["reason"]) for r in status["resizes"]]
     # Growing may take more than one round (2 -> 3 -> 4); shrinking is one round.
-    assert resizes[0][0] == 2 and (4, 1, "ScaledDown") == resizes[-1], resizes
+    assert resizes[0][0] == 2 and resizes[-1] == (4, 1, "ScaledDown"), resizes
     assert all(reason == "ScaledUp" for _, _, reason in resizes[:-1]) and resizes[-2][1] == 4, resizes
     proc = job.kubectl("scale", "tj", "job", "--replicas=5", check=False)
     assert proc.returncode != 0 and "replicas" in proc.stderr
