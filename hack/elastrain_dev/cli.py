@@ -10,8 +10,10 @@ elastrain-dev add-nodes [--count 1] [--gpus 8]
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
+from pathlib import Path
 
 from elastrain_dev import nodes
 from elastrain_dev.cluster import ClusterError, LocalCluster, default_cluster
@@ -33,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         ("delete-node", "delete a node; its pods are garbage-collected"),
     ):
         sub.add_parser(verb, help=text).add_argument("name")
+    runner = sub.add_parser("pod-runner", help="run pods labelled elastrain.dev/local-run=true as local processes")
+    runner.add_argument("--workdir", type=Path, default=None, help="where pods run (default: the cluster's state dir)")
     add = sub.add_parser("add-nodes", help="add fake GPU nodes")
     add.add_argument("--count", type=int, default=1)
     add.add_argument("--gpus", type=int, default=8)
@@ -58,6 +62,12 @@ def run(argv: list[str], cluster: LocalCluster) -> int:
         nodes.restore_node(cluster, args.name)
     elif args.command == "delete-node":
         nodes.delete_node(cluster, args.name)
+    elif args.command == "pod-runner":
+        from elastrain_dev.podrunner import PodRunner
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        workdir = args.workdir or cluster.state_dir / "pods"
+        PodRunner(cluster.kubeconfig, workdir, extra_path=str(Path(sys.executable).parent)).run()
     elif args.command == "add-nodes":
         print("\n".join(nodes.add_nodes(cluster, count=args.count, gpus=args.gpus)))
     return 0

@@ -48,6 +48,13 @@ def test_creates_service_head_and_workers_owned_and_labelled(job: JobDriver) -> 
     service = json.loads(job.kubectl("get", "service", "job-head", "-o", "json").stdout)
     assert service["spec"]["clusterIP"] == "None"
     assert service["metadata"]["ownerReferences"][0]["uid"] == uid
+    # Ray and torchft ports admit only the job's own pods (and the operator to the progress port).
+    policy = json.loads(job.kubectl("get", "networkpolicy", "job-isolation", "-o", "json").stdout)
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"elastrain.dev/job": "job"}}
+    peers = [rule["from"][0] for rule in policy["spec"]["ingress"]]
+    assert peers[0] == {"podSelector": {"matchLabels": {"elastrain.dev/job": "job"}}}
+    assert policy["spec"]["ingress"][1]["ports"] == [{"protocol": "TCP", "port": 8765}]
     # Every pod is placed, the workers on fake GPU nodes.
     placed = until(
         lambda: all((p := job.pods()).get(n, {}).get("spec", {}).get("nodeName") for n in pods) and p,
@@ -184,9 +191,11 @@ def test_deleting_the_job_leaves_nothing_behind(job: JobDriver) -> None:
     until(lambda: not job.pods(), what="pods gone", timeout=60)
     until(
         lambda: (
-            not json.loads(job.kubectl("get", "services", "-l", "elastrain.dev/job=job", "-o", "json").stdout)["items"]
+            not json.loads(
+                job.kubectl("get", "services,networkpolicies", "-l", "elastrain.dev/job=job", "-o", "json").stdout
+            )["items"]
         ),
-        what="service gone",
+        what="service and network policy gone",
         timeout=60,
     )
 

@@ -7,8 +7,9 @@ to the same objects (names are deterministic, creation is idempotent).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
 import time
 from typing import Any
 
@@ -20,13 +21,12 @@ from elastrain_operator.handlers.reconciler import reconcile_job
 from elastrain_operator.kube.client import KubeApi, KubeError, load_kube_config
 from elastrain_operator.settings import OperatorSettings, load_settings
 
-_wakeups: dict[tuple[str, str], threading.Event] = {}
-_wakeups_lock = threading.Lock()
+# Touched only from kopf's event loop (every handler here is async), so no lock is needed.
+_wakeups: dict[tuple[str, str], asyncio.Event] = {}
 
 
-def _wakeup(namespace: str, name: str) -> threading.Event:
-    with _wakeups_lock:
-        return _wakeups.setdefault((namespace, name), threading.Event())
+def _wakeup(namespace: str, name: str) -> asyncio.Event:
+    return _wakeups.setdefault((namespace, name), asyncio.Event())
 
 
 @kopf.on.login()
@@ -53,7 +53,7 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-def run_job(
+async def run_job(
     *,
     name: str,
     namespace: str | None,
@@ -63,7 +63,12 @@ def run_job(
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    """Reconcile the job until it is deleted (or the operator stops)."""
+    """Reconcile the job until it is deleted (or the operator stops).
+
+    Async on purpose: a sync daemon would hold one of kopf's few executor threads for the job's whole
+    life, so a handful of jobs would starve all others. Each reconcile runs in a thread only while
+    it works.
+    """
     settings: OperatorSettings = memo.settings
     api: KubeApi = memo.api
     namespace = namespace or ""
@@ -76,7 +81,7 @@ def run_job(
         wake.clear()
         start = time.monotonic()
         try:
-            reconcile_job(api, namespace, name, post)
+            await asyncio.to_thread(reconcile_job, api, namespace, name, post)
         except KubeError as err:
             # Transient API trouble: logged and retried on the next pass.
             metrics.HANDLER_ERRORS.labels(error="KubeError").inc()
@@ -86,19 +91,19 @@ def run_job(
             logger.exception("reconcile of %s/%s raised; retrying", namespace, name)
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - start)
-        wake.wait(settings.resync_seconds)
-    with _wakeups_lock:
-        _wakeups.pop((namespace, name), None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=settings.resync_seconds)
+    _wakeups.pop((namespace, name), None)
     metrics.record_phase(namespace, name, None)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def job_changed(*, name: str, namespace: str | None, **_: Any) -> None:
+async def job_changed(*, name: str, namespace: str | None, **_: Any) -> None:
     """A spec change (scale, suspend) wakes the job's loop."""
     _wakeup(namespace or "", name).set()
 
 
 @kopf.on.event("", "v1", "pods", labels={Label.JOB: kopf.PRESENT})
-def pod_changed(*, namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+async def pod_changed(*, namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     """A pod of a job changed: wake that job's loop."""
     _wakeup(namespace or "", labels[Label.JOB]).set()

@@ -20,11 +20,20 @@ from elastrain_operator.api import (
     TrainingJobStatus,
     parse_trainingjob,
 )
+from elastrain_operator.builders.network import build_network_policy
 from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
 from elastrain_operator.builders.service import build_head_service
 from elastrain_operator.handlers import metrics
 from elastrain_operator.kube.client import KubeApi, KubeError
-from elastrain_operator.reconcile.decide import CreatePod, CreateService, DeleteJob, DeletePod, Note, decide
+from elastrain_operator.reconcile.decide import (
+    CreateNetworkPolicy,
+    CreatePod,
+    CreateService,
+    DeleteJob,
+    DeletePod,
+    Note,
+    decide,
+)
 from elastrain_operator.reconcile.status import compute_status, invalid_status, transition_notes
 
 #: Receives the Events of a reconcile: (type, reason, message).
@@ -91,6 +100,8 @@ def _apply(api: KubeApi, job: TrainingJob, actions: tuple[object, ...]) -> bool:
         if isinstance(action, DeletePod):
             if api.delete_pod(namespace, action.name):
                 metrics.PODS_DELETED.labels(why=action.why).inc()
+        elif isinstance(action, CreateNetworkPolicy):
+            _create(api, build_network_policy(job=name, namespace=namespace, uid=uid))
         elif isinstance(action, CreateService):
             _create(api, build_head_service(job=name, namespace=namespace, uid=uid))
         elif isinstance(action, CreatePod):

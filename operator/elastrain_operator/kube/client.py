@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import Counter
 
 from elastrain_operator.api import GROUP, PLURAL, VERSION, Label
-from elastrain_operator.kube.convert import node_problems, observe_pod
+from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod
 from elastrain_operator.reconcile.observed import Observed
 
 CONFLICT, NOT_FOUND = 409, 404
@@ -44,14 +47,30 @@ def _json(response: Any) -> dict[str, Any]:
     return data
 
 
+API_REQUESTS = Counter("elastrain_api_requests_total", "Kubernetes API requests the operator made", ["verb"])
+#: Node health is shared by every job's reconcile and may be this old (seconds).
+NODES_MAX_AGE = 1.0
+
+
+class CountingApiClient(client.ApiClient):
+    """The official ApiClient, counting every HTTP request it makes (elastrain_api_requests_total)."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        API_REQUESTS.labels(verb=method.lower()).inc()
+        return super().call_api(method, url, *args, **kwargs)
+
+
 class KubeApi:
     """The calls the operator makes, on top of one ApiClient."""
 
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        self._client = api_client or client.ApiClient()
+        self._client = api_client or CountingApiClient()
+        self._nodes: tuple[float, dict[str, NodeProblem | None]] | None = None
+        self._nodes_lock = threading.Lock()
         self.core = client.CoreV1Api(self._client)
         self.custom = client.CustomObjectsApi(self._client)
         self.coordination = client.CoordinationV1Api(self._client)
+        self.networking = client.NetworkingV1Api(self._client)
 
     # -- TrainingJobs -----------------------------------------------------------------------------
 
@@ -88,18 +107,34 @@ class KubeApi:
     # -- pods and services -----------------------------------------------------------------------
 
     def observe(self, namespace: str, job: str) -> Observed:
-        """The job's pods (found by label alone) and whether its head Service exists."""
+        """The job's pods (found by label alone) and whether its Service and NetworkPolicy exist."""
         selector = f"{Label.JOB}={job}"
         try:
             pods = _json(self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))
             services = _json(
                 self.core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False)
             )
-            nodes = node_problems(_json(self.core.list_node(_preload_content=False)))
+            policies = _json(
+                self.networking.list_namespaced_network_policy(
+                    namespace, label_selector=selector, _preload_content=False
+                )
+            )
+            nodes = self._node_problems()
         except ApiException as err:
             raise KubeError(f"list pods and services of TrainingJob {namespace}/{job}", err) from err
         observed = tuple(p for p in (observe_pod(item, nodes) for item in pods.get("items", [])) if p is not None)
-        return Observed(pods=observed, service_exists=bool(services.get("items")))
+        return Observed(
+            pods=observed,
+            service_exists=bool(services.get("items")),
+            network_policy_exists=bool(policies.get("items")),
+        )
+
+    def _node_problems(self) -> dict[str, NodeProblem | None]:
+        """Health of every node, listed at most once per NODES_MAX_AGE for all jobs together."""
+        with self._nodes_lock:
+            if self._nodes is None or time.monotonic() - self._nodes[0] > NODES_MAX_AGE:
+                self._nodes = (time.monotonic(), node_problems(_json(self.core.list_node(_preload_content=False))))
+            return self._nodes[1]
 
     def create(self, obj: Mapping[str, Any]) -> bool:
         """Create a Pod or Service; return False if it already existed."""
@@ -111,6 +146,8 @@ class KubeApi:
                 self.core.create_namespaced_pod(namespace, body)
             elif kind == "Service":
                 self.core.create_namespaced_service(namespace, body)
+            elif kind == "NetworkPolicy":
+                self.networking.create_namespaced_network_policy(namespace, body)
             else:
                 raise ValueError(f"KubeApi.create does not handle kind {kind}")
         except ApiException as err:

@@ -15,7 +15,7 @@ The rules, in order:
    (infrastructure, Event WorkerLost naming pod and node). A failed or lost head restarts the whole
    Ray cluster from the last checkpoint (all pods replaced); a failed or lost worker is replaced
    alone while the others keep training.
-6. Missing objects are created at once (Service, head, workers 0..replicas-1): a replacement gets
+6. Missing objects are created at once (NetworkPolicy, Service, head, workers 0..replicas-1): a replacement gets
    the next attempt number and a name of its own, since the pod it replaces may stay Terminating
    while its node is unreachable. Workers beyond replicas are deleted (kubectl scale down).
 7. Phase: Running when the head runs and enough workers are ready (at least elastic.minReplicas,
@@ -41,6 +41,11 @@ class CreateService:
 
 
 @dataclass(frozen=True)
+class CreateNetworkPolicy:
+    """Create the NetworkPolicy that admits only the job's own pods (and the operator to progress)."""
+
+
+@dataclass(frozen=True)
 class CreatePod:
     role: Role
     index: int
@@ -58,7 +63,7 @@ class DeleteJob:
     """ttlSecondsAfterFinished has passed: delete the TrainingJob (its pods go with it)."""
 
 
-Action = CreateService | CreatePod | DeletePod | DeleteJob
+Action = CreateService | CreateNetworkPolicy | CreatePod | DeletePod | DeleteJob
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,8 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
             for p in observed.pods
         )
 
+    if not observed.network_policy_exists:
+        actions += (CreateNetworkPolicy(),)
     if not observed.service_exists:
         actions += (CreateService(),)
     if not holds(Role.HEAD, 0):

@@ -47,10 +47,11 @@ class ObservedPod:
 
 @dataclass(frozen=True)
 class Observed:
-    """A job's pods and whether its head Service exists."""
+    """A job's pods and whether its head Service and NetworkPolicy exist."""
 
     pods: tuple[ObservedPod, ...] = ()
     service_exists: bool = False
+    network_policy_exists: bool = False
 
     @property
     def head(self) -> ObservedPod | None:

@@ -57,10 +57,22 @@ def set_condition(
 _TRAINING = (JobPhase.RUNNING, JobPhase.RESCALING)
 
 
+def _was_training(prior: TrainingJobStatus) -> bool:
+    """Running or Rescaling, or Pending below minReplicas after it trained (waiting to go on).
+
+    Without the last case a job that fell below its minimum would record going down but never
+    coming back: its history would end at the smaller size.
+    """
+    if prior.phase in _TRAINING:
+        return True
+    running = next((c for c in prior.conditions or [] if c.type == ConditionType.RUNNING), None)
+    return prior.phase is JobPhase.PENDING and running is not None and running.reason == Reason.BELOW_MIN_REPLICAS
+
+
 def _resizes(prior: TrainingJobStatus, decision: Decision, ready: int, now: datetime) -> list[ResizeRecord] | None:
     """The history of participating workers: a record whenever a training job's ready count changes."""
     records = list(prior.resizes or [])
-    before = prior.workers.ready if prior.workers is not None and prior.phase in _TRAINING else None
+    before = prior.workers.ready if prior.workers is not None and _was_training(prior) else None
     training_now = decision.phase in (*_TRAINING, JobPhase.PENDING)
     if before is not None and before != ready and training_now:
         if ready > before:

@@ -1,0 +1,299 @@
+"""DEVELOPMENT INFRASTRUCTURE, not part of the operator: run the containers of pods on fake KWOK nodes
+as local processes, so a real job trains on one machine.
+
+Pods labelled ``elastrain.dev/local-run=true`` (set through a TrainingJob's ``spec.pod.labels``) are
+left alone by KWOK (``--disregard-status-with-label-selector``) and handled here instead, the way
+a kubelet would:
+
+- a pod bound to a healthy fake node is started: its container's command and args run with its env
+  (values, downward-API fields, Secret keys) in a directory of its own; every fake node has its own
+  loopback address, which becomes the pod's IP, so Ray sees separate nodes;
+- ``<service>.<namespace>.svc`` addresses in the env are resolved to the IP of the Service's pod
+  (there is no cluster DNS here);
+- its status is reported: Running and Ready, then Succeeded or Failed with the exit code;
+- a pod being deleted has its process stopped (SIGTERM, then SIGKILL) and its deletion finalised;
+- a node that fails (taken out of KWOK's management, NotReady, or deleted) has its processes killed
+  at once, and nothing more is reported for its pods: as with a real dead node.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
+
+RUN_LABEL = "elastrain.dev/local-run"
+RUN_VALUE = "true"
+_SVC = re.compile(r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?\b")
+log = logging.getLogger("elastrain.podrunner")
+
+
+def node_ip(node: str) -> str:
+    """A stable loopback address per fake node, in 127.10.0.1 - 127.249.249.250."""
+    slot = zlib.crc32(node.encode()) % (240 * 250 * 250)
+    high, rest = divmod(slot, 250 * 250)
+    middle, low = divmod(rest, 250)
+    return f"127.{10 + high}.{middle}.{low + 1}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Running:
+    """A pod's process."""
+
+    process: subprocess.Popen[bytes]
+    node: str
+    log_path: Path
+
+
+@dataclass
+class PodRunner:
+    """Polls the API server and plays the kubelet for the labelled pods of every namespace."""
+
+    kubeconfig: Path
+    workdir: Path
+    extra_path: str = ""
+    interval: float = 0.5
+    processes: dict[str, Running] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        api_client = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
+        self.api = client.CoreV1Api(api_client)
+        self._stop = threading.Event()
+
+    # -- loop ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Until stop(): one pass every ``interval`` seconds; stops every process on the way out."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except (ApiException, OSError) as err:  # the API server restarting, for instance
+                    log.warning("pod runner pass failed, retrying: %s", err)
+                self._stop.wait(self.interval)
+        finally:
+            for key in list(self.processes):
+                self._kill(key, "pod runner stopping")
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="elastrain-podrunner", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def step(self) -> None:
+        """One pass: start, report, stop and finalise, for every labelled pod."""
+        nodes = {n["metadata"]["name"]: n for n in _json(self.api.list_node(_preload_content=False))["items"]}
+        selector = f"{RUN_LABEL}={RUN_VALUE}"
+        pods = _json(self.api.list_pod_for_all_namespaces(label_selector=selector, _preload_content=False))["items"]
+        seen = set()
+        for pod in pods:
+            meta = pod["metadata"]
+            key = f"{meta['namespace']}/{meta['name']}"
+            seen.add(key)
+            node = pod["spec"].get("nodeName")
+            if node and not (node in nodes and _healthy(nodes[node])):
+                self._kill(key, f"node {node} lost")
+                continue
+            if meta.get("deletionTimestamp") is not None:
+                self._kill(key, "pod deleted")
+                self._finalise_deletion(pod)
+                continue
+            if not node:
+                continue
+            running = self.processes.get(key)
+            if running is None and pod.get("status", {}).get("phase", "Pending") == "Pending":
+                self._start(pod, node)
+            elif running is not None and running.process.poll() is not None:
+                self._report_exit(pod, running.process.returncode)
+                del self.processes[key]
+        for key in set(self.processes) - seen:  # the pod vanished (force-deleted, or its node deleted)
+            self._kill(key, "pod gone")
+
+    # -- kubelet duties --------------------------------------------------------------------------
+
+    def _start(self, pod: dict[str, Any], node: str) -> None:
+        ip = node_ip(node)
+        meta = pod["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        container = pod["spec"]["containers"][0]
+        env = {**os.environ, **self._env(pod, container, ip)}
+        if self.extra_path:
+            env["PATH"] = f"{self.extra_path}:{env.get('PATH', '')}"
+        cwd = self.workdir / meta["namespace"] / meta["name"]
+        cwd.mkdir(parents=True, exist_ok=True)
+        log_path = cwd / "container.log"
+        argv = [*container.get("command", []), *container.get("args", [])]
+        running_state = {"running": {"startedAt": _now()}}
+        self._patch_status(
+            pod,
+            {
+                "phase": "Running",
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
+                "hostIP": ip,
+                "startTime": _now(),
+                "conditions": _conditions(ready=True),
+                "containerStatuses": [_container_status(container, running_state, ready=True)],
+            },
+        )
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[key] = Running(process, node, log_path)
+        log.info("started %s on %s (%s) as pid %d: %s", key, node, ip, process.pid, " ".join(argv))
+
+    def _report_exit(self, pod: dict[str, Any], code: int) -> None:
+        exit_code = code if code >= 0 else 128 - code  # killed by signal n -> 128 + n, as a kubelet reports
+        container = pod["spec"]["containers"][0]
+        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error", "finishedAt": _now()}
+        self._patch_status(
+            pod,
+            {
+                "phase": "Succeeded" if exit_code == 0 else "Failed",
+                "conditions": _conditions(ready=False),
+                "containerStatuses": [_container_status(container, {"terminated": terminated}, ready=False)],
+            },
+        )
+        log.info("%s/%s exited with %d", pod["metadata"]["namespace"], pod["metadata"]["name"], exit_code)
+
+    def _kill(self, key: str, why: str) -> None:
+        running = self.processes.pop(key, None)
+        if running is None or running.process.poll() is not None:
+            return
+        log.info("stopping %s (%s)", key, why)
+        # A lost node takes its processes down at once; a deleted pod gets a grace period.
+        grace = 0.0 if why.startswith("node ") else 5.0
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            if sig is signal.SIGTERM and grace == 0.0:
+                continue
+            try:
+                os.killpg(running.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                running.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def _finalise_deletion(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            self.api.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    def _patch_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            self.api.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": status})
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    # -- env -------------------------------------------------------------------------------------
+
+    def _env(self, pod: dict[str, Any], container: dict[str, Any], ip: str) -> dict[str, str]:
+        namespace = pod["metadata"]["namespace"]
+        fields = {
+            "metadata.name": pod["metadata"]["name"],
+            "metadata.namespace": namespace,
+            "status.podIP": ip,
+            "spec.nodeName": pod["spec"].get("nodeName", ""),
+        }
+        env: dict[str, str] = {}
+        for var in container.get("env", []):
+            source = var.get("valueFrom") or {}
+            if "value" in var:
+                env[var["name"]] = self._resolve_services(var["value"])
+            elif "fieldRef" in source:
+                env[var["name"]] = fields.get(source["fieldRef"]["fieldPath"], "")
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                secret = _json(self.api.read_namespaced_secret(ref["name"], namespace, _preload_content=False))
+                env[var["name"]] = base64.b64decode(secret.get("data", {})[ref["key"]]).decode()
+        return env
+
+    def _resolve_services(self, value: str) -> str:
+        """Replace NAME.NAMESPACE.svc with the IP of a live pod behind that Service (no cluster DNS here)."""
+
+        def resolve(match: re.Match[str]) -> str:
+            service, namespace = match.group(1), match.group(3)
+            try:
+                svc = _json(self.api.read_namespaced_service(service, namespace, _preload_content=False))
+            except ApiException:
+                return match.group(0)
+            selector = ",".join(f"{k}={v}" for k, v in svc["spec"].get("selector", {}).items())
+            listed = _json(self.api.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))
+            pods = [
+                p for p in listed["items"] if "deletionTimestamp" not in p["metadata"] and p["spec"].get("nodeName")
+            ]
+            return node_ip(pods[0]["spec"]["nodeName"]) if pods else match.group(0)
+
+        return _SVC.sub(resolve, value)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+def _healthy(node: dict[str, Any]) -> bool:
+    """KWOK manages the node and it is Ready: a fake node that is "up"."""
+    if node["metadata"].get("labels", {}).get(KWOK_MANAGED_LABEL) != KWOK_MANAGED_VALUE:
+        return False
+    ready = next((c for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"), None)
+    return ready is not None and ready["status"] == "True"
+
+
+def _conditions(*, ready: bool) -> list[dict[str, str]]:
+    now = _now()
+    value = "True" if ready else "False"
+    return [
+        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+        {"type": "ContainersReady", "status": value, "lastTransitionTime": now},
+        {"type": "Ready", "status": value, "lastTransitionTime": now},
+    ]
+
+
+def _container_status(container: dict[str, Any], state: dict[str, Any], *, ready: bool) -> dict[str, Any]:
+    return {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": ready,
+        "restartCount": 0,
+        "started": ready,
+        "state": state,
+    }

@@ -1,0 +1,142 @@
+"""The local pod runner (development infrastructure): pods on fake nodes run as real local processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from elastrain_dev import nodes
+from elastrain_dev.cluster import LocalCluster
+from elastrain_dev.podrunner import RUN_LABEL, PodRunner, node_ip
+from elastrain_dev.wait import until
+
+
+@pytest.fixture
+def runner(cluster: LocalCluster, tmp_path: Path) -> Iterator[PodRunner]:
+    runner = PodRunner(cluster.kubeconfig, tmp_path, extra_path=str(Path(sys.executable).parent), interval=0.2)
+    thread = runner.start_in_thread()
+    yield runner
+    runner.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def _pod(name: str, code: str, node: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "main",
+                "image": "local",
+                "command": [sys.executable, "-c", code],
+                "env": [
+                    {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "PEER", "value": "http://peer.NAMESPACE.svc:8080/x"},
+                ],
+            }
+        ],
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 5,
+    }
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {RUN_LABEL: "true"}}, "spec": spec}
+
+
+def _create(cluster: LocalCluster, namespace: str, pod: dict[str, Any]) -> None:
+    text = json.dumps(pod).replace("NAMESPACE", namespace)
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=text)
+
+
+def _get(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any] | None:
+    proc = cluster.kubectl("get", "pod", name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def test_runs_the_command_with_the_pod_env_and_reports_the_exit_code(
+    cluster: LocalCluster, namespace: str, runner: PodRunner, tmp_path: Path
+) -> None:
+    # A Service whose pod the env refers to by DNS name: the runner resolves it to that pod's address.
+    cluster.kubectl(
+        "create",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "peer"},
+                "spec": {"clusterIP": "None", "selector": {"app": "peer"}, "ports": [{"port": 8080}]},
+            }
+        ),
+    )
+    peer = _pod("peer", "import time; time.sleep(300)")
+    peer["metadata"]["labels"]["app"] = "peer"
+    _create(cluster, namespace, peer)
+    until(lambda: (p := _get(cluster, namespace, "peer")) and p["status"].get("phase") == "Running", what="peer")
+    _create(
+        cluster, namespace, _pod("exits", "import os, sys; print(os.environ['MY_IP'], os.environ['PEER']); sys.exit(3)")
+    )
+    pod = until(
+        lambda: (p := _get(cluster, namespace, "exits")) and p["status"].get("phase") == "Failed" and p,
+        what="pod exits Failed",
+    )
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["state"]["terminated"]["exitCode"] == 3
+    ip = node_ip(pod["spec"]["nodeName"])
+    assert pod["status"]["podIP"] == ip and ip.startswith("127.")
+    peer_ip = node_ip(_get(cluster, namespace, "peer")["spec"]["nodeName"])  # type: ignore[index]
+    output = (tmp_path / namespace / "exits" / "container.log").read_text()
+    assert output.split() == [ip, f"http://{peer_ip}:8080/x"]
+
+
+@pytest.fixture
+def spare_node(cluster: LocalCluster) -> Iterator[str]:
+    (name,) = nodes.add_nodes(cluster, count=1, gpus=8, prefix="runner-node-")
+    cluster.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
+    yield name
+    cluster.kubectl("delete", "node", name, "--wait=false", check=False)
+
+
+def _pid_of(runner: PodRunner, namespace: str, name: str) -> int:
+    running = until(lambda: runner.processes.get(f"{namespace}/{name}"), what=f"process of {name}")
+    return running.process.pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_a_failed_node_takes_its_processes_down(
+    cluster: LocalCluster, namespace: str, runner: PodRunner, spare_node: str
+) -> None:
+    _create(cluster, namespace, _pod("sleeper", "import time; time.sleep(600)", node=spare_node))
+    pid = _pid_of(runner, namespace, "sleeper")
+    until(lambda: (p := _get(cluster, namespace, "sleeper")) and p["status"].get("phase") == "Running", what="Running")
+    assert _alive(pid)
+    nodes.fail_node(cluster, spare_node)
+    try:
+        until(lambda: not _alive(pid), what="the process killed with its node", timeout=10)
+    finally:
+        nodes.restore_node(cluster, spare_node)
+
+
+def test_deleting_a_pod_stops_its_process_and_finalises_the_deletion(
+    cluster: LocalCluster, namespace: str, runner: PodRunner
+) -> None:
+    _create(cluster, namespace, _pod("deleted", "import time; time.sleep(600)"))
+    pid = _pid_of(runner, namespace, "deleted")
+    cluster.kubectl("delete", "pod", "deleted", "-n", namespace, "--wait=false")
+    until(lambda: not _alive(pid), what="the process stopped", timeout=20)
+    until(lambda: _get(cluster, namespace, "deleted") is None, what="the pod gone", timeout=20)
