@@ -27,7 +27,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	@mkdir -p .make $(CACHE)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade-strategy only-if-needed -e '.[dev]'
+	$(PY) -m pip install -q --upgrade-strategy only-if-needed -e '.[dev]'
 	@rm -f .make/venv-* && touch $@
 
 venv: $(STAMP)  ## create the venv and install elastrain with all extras (dev, operator, trainer)
@@ -41,9 +41,8 @@ cluster-up: venv controlplane  ## start the local control plane with 4 fake GPU 
 cluster-down: venv  ## stop the local cluster and delete its state
 	@$(VENV)/bin/elastrain-dev cluster-down
 
-demo: cluster-up  ## the main job: at this stage, the local cluster and its fake GPU nodes
-	@echo "--- nodes of the local cluster (nvidia.com/gpu capacity from KWOK) ---"
-	@$(VENV)/bin/elastrain-dev nodes
+demo: venv controlplane  ## the main job: local cluster, the operator, a TrainingJob through a node loss and back
+	@$(VENV)/bin/elastrain-dev demo
 
 test: venv controlplane  ## run every test tier (unit, cluster, trainer, e2e); PYTEST_ARGS='-m unit' to select
 	$(PY) -m pytest $(PYTEST_ARGS)

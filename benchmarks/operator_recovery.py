@@ -154,6 +154,7 @@ def main() -> None:
         }
         log = (cluster.log_dir / "operator.log").open("wb")
         operator = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
+
         def metrics_up() -> bool:
             try:
                 api_requests(port)

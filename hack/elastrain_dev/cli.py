@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--gpus", type=int, default=8, help="nvidia.com/gpu capacity per node (default 8)")
     sub.add_parser("cluster-down", help="stop the local cluster and delete its state")
     sub.add_parser("nodes", help="print the nodes with their GPU capacity")
+    sub.add_parser("demo", help="the operator on the local cluster: a job through a node loss and back")
     for verb, text in (
         ("fail-node", "stop a node's heartbeat: NotReady, then its pods are evicted"),
         ("restore-node", "bring a failed node back to Ready"),
@@ -54,6 +55,10 @@ def run(argv: list[str], cluster: LocalCluster) -> int:
     elif args.command == "cluster-down":
         cluster.down()
         print("local cluster stopped")
+    elif args.command == "demo":
+        from elastrain_dev.demo import run as run_demo
+
+        run_demo(cluster)
     elif args.command == "nodes":
         print(nodes.describe_nodes(cluster), end="")
     elif args.command == "fail-node":

@@ -6,7 +6,7 @@ name, so tables can hold plain dicts (``make_job(replicas=3, elastic=(1, 4))``).
 through ``parse_trainingjob``, so every fixture is a manifest the operator would accept.
 
 ``pod(role, index, ...)`` returns an ObservedPod named as the builders name it; ``observe(...)``
-wraps pods into an Observed (the head Service exists unless told otherwise).
+wraps pods into an Observed (the head Service and the NetworkPolicy exist unless told otherwise).
 """
 
 from __future__ import annotations
@@ -63,9 +63,12 @@ class JobWrapper:
         self._spec["replicas"] = value
         return self
 
-    def elastic(self, bounds: tuple[int, int]) -> Self:
-        low, high = bounds
+    def elastic(self, bounds: tuple[int, int] | tuple[int, int, int]) -> Self:
+        """``(min, max)`` or ``(min, max, belowMinGraceSeconds)``."""
+        low, high, *grace = bounds
         self._spec["elastic"] = {"minReplicas": low, "maxReplicas": high}
+        if grace:
+            self._spec["elastic"]["belowMinGraceSeconds"] = grace[0]
         return self
 
     def device(self, value: str) -> Self:
@@ -158,9 +161,13 @@ def make_pod(
     job: str = JOB_NAME,
     **fields: Any,
 ) -> ObservedPod:
-    """An ObservedPod as the kube layer reports it; ``ready`` defaults to phase == Running."""
+    """An ObservedPod as the kube layer reports it; ``ready`` defaults to phase == Running.
+
+    Named as the builders name it, attempt included (``attempt=1`` -> ``demo-worker-0-r1``).
+    """
     kind = Role(role)
-    name = head_pod_name(job) if kind is Role.HEAD else worker_pod_name(job, index)
+    attempt = fields.get("attempt", 0)
+    name = head_pod_name(job, attempt) if kind is Role.HEAD else worker_pod_name(job, index, attempt)
     return ObservedPod(
         name=name,
         role=kind,
@@ -182,6 +189,6 @@ def observe() -> MakeObserved:
     """``observe(*pods, service=True)``: what the operator sees of a job."""
 
     def build(*pods: ObservedPod, service: bool = True) -> Observed:
-        return Observed(pods=tuple(pods), service_exists=service)
+        return Observed(pods=tuple(pods), service_exists=service, network_policy_exists=service)
 
     return build

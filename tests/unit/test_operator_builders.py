@@ -10,7 +10,13 @@ import pytest
 
 from elastrain_operator.api import API_VERSION, KIND, Label, Role, TrainingJob
 from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, build_env
-from elastrain_operator.builders.names import head_address, worker_selector
+from elastrain_operator.builders.names import (
+    head_address,
+    head_pod_name,
+    pod_labels,
+    worker_pod_name,
+    worker_selector,
+)
 from elastrain_operator.builders.pods import (
     GPU_PRESENT_LABEL,
     GPU_RESOURCE,
@@ -62,6 +68,7 @@ def test_pod_metadata_names_labels_and_owner(make_job: MakeJob, role: Role, inde
         Label.JOB: JOB_NAME,
         Label.ROLE: role.value,
         Label.INDEX: str(index),
+        Label.ATTEMPT: "0",
     }
     assert meta["annotations"] == {"note": "hi"}
     assert meta["ownerReferences"] == [
@@ -74,6 +81,53 @@ def test_pod_metadata_names_labels_and_owner(make_job: MakeJob, role: Role, inde
             "blockOwnerDeletion": True,
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("role", "index", "attempt", "name"),
+    [
+        (Role.HEAD, 0, 1, "demo-head-r1"),
+        (Role.HEAD, 0, 12, "demo-head-r12"),
+        (Role.WORKER, 0, 1, "demo-worker-0-r1"),
+        (Role.WORKER, 7, 3, "demo-worker-7-r3"),
+    ],
+)
+def test_replacement_pods_get_a_name_of_their_own_and_their_attempt_label(
+    make_job: MakeJob, role: Role, index: int, attempt: int, name: str
+) -> None:
+    job = make_job().obj()
+    pod = build_head_pod(job, attempt) if role is Role.HEAD else build_worker_pod(job, index, attempt)
+    assert pod["metadata"]["name"] == name
+    assert pod["metadata"]["labels"] == {
+        Label.JOB: JOB_NAME,
+        Label.ROLE: role.value,
+        Label.INDEX: str(index),
+        Label.ATTEMPT: str(attempt),
+    }
+    # The pod knows its own name through the downward API, not a literal that could go stale.
+    assert {"name": "ELASTRAIN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container(pod)[
+        "env"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("job", "index", "attempt", "want"),
+    [
+        ("demo", 0, 0, ("demo-head", "demo-worker-0")),
+        ("demo", 3, 0, ("demo-head", "demo-worker-3")),
+        ("demo", 3, 1, ("demo-head-r1", "demo-worker-3-r1")),
+        ("x", 10, 25, ("x-head-r25", "x-worker-10-r25")),
+    ],
+)
+def test_pod_names(job: str, index: int, attempt: int, want: tuple[str, str]) -> None:
+    assert (head_pod_name(job, attempt), worker_pod_name(job, index, attempt)) == want
+    assert pod_labels(job, Role.WORKER, index, attempt)[Label.ATTEMPT] == str(attempt)
+
+
+def test_replacements_keep_the_workers_index_in_their_environment(make_job: MakeJob) -> None:
+    first, replacement = build_worker_pod(make_job().obj(), 4), build_worker_pod(make_job().obj(), 4, 2)
+    assert literal_env(replacement) == literal_env(first)
+    assert literal_env(replacement)["ELASTRAIN_WORKER_INDEX"] == "4"
 
 
 def test_owner_reference_carries_the_jobs_own_uid(make_job: MakeJob) -> None:
@@ -120,9 +174,30 @@ RESOURCE_CASES = [
         },
     ),
     ResourceCase(
-        "cpu-user-cpu-request-wins",
+        "cpu-operators-cpu-request-wins-over-the-users",
         {"device": "cpu", "accelerators": 2, "pod": {"resources": {"requests": {"cpu": "6"}, "limits": {"cpu": 8}}}},
-        {"requests": {"cpu": "6"}, "limits": {"cpu": 8}},
+        {"requests": {"cpu": "2"}, "limits": {"cpu": 8}},
+    ),
+    ResourceCase(
+        "gpu-operators-gpu-count-wins-over-the-users",
+        {
+            "accelerators": 4,
+            "pod": {
+                "resources": {
+                    "requests": {GPU_RESOURCE: "1", "memory": "8Gi"},
+                    "limits": {GPU_RESOURCE: "2", "example.com/fpga": "1"},
+                }
+            },
+        },
+        {
+            "requests": {GPU_RESOURCE: "4", "memory": "8Gi"},
+            "limits": {GPU_RESOURCE: "4", "example.com/fpga": "1"},
+        },
+    ),
+    ResourceCase(
+        "cpu-device-adds-its-cpu-request-to-the-users-resources",
+        {"device": "cpu", "accelerators": 3, "pod": {"resources": {"requests": {"memory": "1Gi"}}}},
+        {"requests": {"memory": "1Gi", "cpu": "3"}},
     ),
 ]
 

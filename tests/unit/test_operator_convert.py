@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from elastrain_operator.api import Role
 from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
-from elastrain_operator.kube.convert import observe_pod
+from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod
 from elastrain_operator.reconcile.failures import Blame, blame
 from elastrain_operator.reconcile.observed import ObservedPod
 
@@ -185,6 +186,113 @@ def test_observe_pod_reads_back_what_the_builders_built(make_job: MakeJob) -> No
     assert observe_pod(build_worker_pod(job, 5)) == ObservedPod(
         name="demo-worker-5", role=Role.WORKER, index=5, phase="Pending"
     )
+    assert observe_pod(build_head_pod(job, 2)) == ObservedPod(
+        name="demo-head-r2", role=Role.HEAD, index=0, phase="Pending", attempt=2
+    )
+    assert observe_pod(build_worker_pod(job, 5, 1)) == ObservedPod(
+        name="demo-worker-5-r1", role=Role.WORKER, index=5, phase="Pending", attempt=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "attempt"),
+    [(None, 0), ("0", 0), ("3", 3), ("12", 12), ("three", 0), ("", 0)],
+    ids=["missing", "zero", "three", "twelve", "not-a-number", "empty"],
+)
+def test_attempt_label(value: str | None, attempt: int) -> None:
+    labels = dict(LABELS) if value is None else {**LABELS, "elastrain.dev/attempt": value}
+    observed = observe_pod(raw_pod({"phase": "Running"}, labels=labels))
+    assert observed is not None
+    assert (observed.index, observed.attempt) == (2, attempt)
+
+
+# -- nodes ------------------------------------------------------------------------------------------------
+
+NOT_READY_SINCE = "2026-01-01T11:58:30Z"  # as the API server writes it
+
+
+def raw_node(name: str, ready: str | None, since: str | None = NOT_READY_SINCE) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = [{"type": "MemoryPressure", "status": "False"}]
+    if ready is not None:
+        cond: dict[str, Any] = {"type": "Ready", "status": ready, "reason": "NodeStatusUnknown"}
+        if since is not None:
+            cond["lastTransitionTime"] = since
+        conditions.append(cond)
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"conditions": conditions}}
+
+
+NODES = {
+    "kind": "NodeList",
+    "items": [
+        raw_node("gpu-node-0", "True"),
+        raw_node("gpu-node-1", "Unknown"),
+        raw_node("gpu-node-2", "False", since=None),
+        raw_node("gpu-node-3", None),
+    ],
+}
+SINCE = datetime(2026, 1, 1, 11, 58, 30, tzinfo=UTC)
+
+
+def test_node_problems() -> None:
+    assert node_problems(NODES) == {
+        "gpu-node-0": None,
+        "gpu-node-1": NodeProblem("node gpu-node-1 NotReady (Unknown)", SINCE),
+        "gpu-node-2": NodeProblem("node gpu-node-2 NotReady (False)", None),
+        "gpu-node-3": NodeProblem("node gpu-node-3 NotReady (Unknown)", None),
+    }
+    assert node_problems({"items": []}) == {}
+    assert node_problems({}) == {}
+
+
+def on_node(node: str | None, phase: str = "Running", **meta: Any) -> dict[str, Any]:
+    pod = raw_pod({"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]}, **meta)
+    if node is not None:
+        pod["spec"]["nodeName"] = node
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("pod", "nodes", "lost", "since", "is_lost"),
+    [
+        (on_node("gpu-node-0"), NODES, None, None, False),
+        (on_node("gpu-node-1"), NODES, "node gpu-node-1 NotReady (Unknown)", SINCE, True),
+        (on_node("gpu-node-2"), NODES, "node gpu-node-2 NotReady (False)", None, True),
+        (on_node("gpu-node-9"), NODES, "node gpu-node-9 deleted", None, True),
+        (on_node("gpu-node-9"), {"items": []}, "node gpu-node-9 deleted", None, True),
+        (on_node("gpu-node-1"), None, None, None, False),
+        (on_node(None, phase="Pending"), NODES, None, None, False),
+        (
+            on_node("gpu-node-1", deletionTimestamp="2026-01-01T12:00:00Z"),
+            NODES,
+            "node gpu-node-1 NotReady (Unknown)",
+            SINCE,
+            False,
+        ),
+        (on_node("gpu-node-9", phase="Failed"), NODES, "node gpu-node-9 deleted", None, False),
+    ],
+    ids=[
+        "ready-node",
+        "not-ready-unknown",
+        "not-ready-false",
+        "deleted-node",
+        "no-nodes-at-all",
+        "nodes-not-judged",
+        "not-scheduled-yet",
+        "terminating-on-a-lost-node",
+        "failed-on-a-deleted-node",
+    ],
+)
+def test_observe_pod_on_a_lost_node(
+    pod: dict[str, Any],
+    nodes: dict[str, Any] | None,
+    lost: str | None,
+    since: datetime | None,
+    is_lost: bool,
+) -> None:
+    observed = observe_pod(pod, None if nodes is None else node_problems(nodes))
+    assert observed is not None
+    assert (observed.node_lost, observed.lost_since, observed.lost) == (lost, since, is_lost)
+    assert observed.node == pod["spec"].get("nodeName")
 
 
 @pytest.mark.parametrize(

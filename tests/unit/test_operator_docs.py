@@ -38,7 +38,7 @@ def test_every_setting_has_a_row() -> None:
 
 def test_every_metric_has_a_row() -> None:
     metrics = set(re.findall(r'"(elastrain_[a-z_]+)"', METRICS_SOURCE))
-    assert len(metrics) == 5
+    assert len(metrics) == 10
     assert metrics <= table_rows(DOC)
 
 
@@ -47,8 +47,23 @@ def test_every_phase_and_condition_is_explained(word: str) -> None:
     assert f"`{word}`" in DOC
 
 
-@pytest.mark.parametrize(
-    "reason", [r.value for r in Reason if r not in (Reason.RESUMED, Reason.NODE_LOST)]
-)  # the two left out are not emitted by the operator yet
+@pytest.mark.parametrize("reason", [r.value for r in Reason])
 def test_every_emitted_reason_is_named(reason: str) -> None:
     assert f"`{reason}`" in DOC
+
+
+@pytest.mark.parametrize(
+    ("heading", "words"),
+    [
+        ("## Node loss and replacements", ("`elastrain.dev/attempt`", "`NAME-worker-I-rN`", "belowMinGraceSeconds")),
+        (
+            "## How the trainer learns the size it may use",
+            ("Ray node", "replica group", "quorum", "`ELASTRAIN_MIN_WORKERS`", "`ELASTRAIN_MAX_WORKERS`"),
+        ),
+    ],
+)
+def test_elasticity_is_documented(heading: str, words: tuple[str, ...]) -> None:
+    assert heading in DOC
+    section = DOC.split(heading, 1)[1].split("\n## ", 1)[0]
+    for word in words:
+        assert word in section, word

@@ -62,8 +62,7 @@ def test_first_status_of_a_pending_job(make_job: MakeJob) -> None:
     job = make_job(replicas=3, elastic=(2, 4), accelerators=4).generation(7).obj()
     status = compute_status(job, None, decision(JobPhase.PENDING, Reason.CREATED, "waiting"), Observed(), T0)
     assert status.phase is JobPhase.PENDING
-    assert [(c.type, c.status) for c in status.conditions or []] == [
-        ("Created", "True"),
+    assert [(c.type, c.status) for c in status.conditions or []] == [  # no pods yet: not Created
         ("Running", "False"),
         ("Rescaling", "False"),
         ("Suspended", "False"),
@@ -76,6 +75,24 @@ def test_first_status_of_a_pending_job(make_job: MakeJob) -> None:
     assert status.selector == "elastrain.dev/job=demo,elastrain.dev/role=worker"
     assert status.progress is not None and status.progress.total_steps == 100
     assert status.resizes is None
+
+
+def test_created_appears_once_pods_exist_and_stays(make_job: MakeJob, pod: MakePod) -> None:
+    job = make_job(replicas=2).obj()
+    pending = decision(JobPhase.PENDING, Reason.CREATED, "waiting")
+    first = compute_status(job, None, pending, Observed(), T0)
+    assert "Created" not in conditions(first)
+    second = compute_status(job, first, pending, Observed((pod("head", phase="Pending"),), True), T1)
+    created = conditions(second)["Created"]
+    assert (created.status, created.reason, created.message, created.last_transition_time) == (
+        "True",
+        Reason.CREATED,
+        "the operator created the job's pods",
+        T1,
+    )
+    assert [c.type for c in second.conditions or []] == ["Running", "Rescaling", "Suspended", "Created"]
+    suspended = compute_status(job, second, decision(JobPhase.SUSPENDED, Reason.SUSPENDED), Observed(), T2)
+    assert conditions(suspended)["Created"] == created  # kept, with its time, once the pods are gone
 
 
 def test_conditions_keep_transition_time_and_order_while_status_holds(make_job: MakeJob, pod: MakePod) -> None:
@@ -118,10 +135,12 @@ def test_observed_generation_follows_the_spec(make_job: MakeJob, pod: MakePod) -
         (JobPhase.FAILED, {"Created", "Failed"}),
     ],
 )
-def test_conditions_true_in_each_phase(make_job: MakeJob, phase: JobPhase, true_types: set[str]) -> None:
+def test_conditions_true_in_each_phase(make_job: MakeJob, pod: MakePod, phase: JobPhase, true_types: set[str]) -> None:
     prior = TrainingJobStatus(phase=JobPhase.RUNNING)
-    status = compute_status(make_job().obj(), prior, decision(phase, Reason.CREATED), Observed(), T0)
+    status = compute_status(make_job().obj(), prior, decision(phase, Reason.CREATED), running(pod, 1), T0)
     assert {c.type for c in status.conditions or [] if c.status == "True"} == true_types
+    without_pods = compute_status(make_job().obj(), prior, decision(phase, Reason.CREATED), Observed(), T0)
+    assert {c.type for c in without_pods.conditions or [] if c.status == "True"} == true_types - {"Created"}
 
 
 def test_terminal_conditions_are_frozen_after_the_transition(make_job: MakeJob) -> None:
@@ -153,7 +172,12 @@ def test_scale_up_blocked_appears_only_when_a_worker_cannot_be_placed(make_job: 
     assert cond.message == "pod demo-worker-2 cannot be scheduled: 0/4 nodes are available"
     placed = compute_status(job, blocked, rescaling, running(pod, 3), T2)
     cond = conditions(placed)[ConditionType.SCALE_UP_BLOCKED]
-    assert (cond.status, cond.last_transition_time, cond.message) == ("False", T2, "all workers placed")
+    assert (cond.status, cond.reason, cond.last_transition_time, cond.message) == (
+        "False",
+        Reason.WORKERS_READY,
+        T2,
+        "every worker pod is placed",
+    )
     assert [c.type for c in placed.conditions or []][-1] == "ScaleUpBlocked"
 
 
@@ -195,16 +219,101 @@ def record(time: datetime, before: int, after: int, reason: str) -> ResizeRecord
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "reason"),
-    [(2, 4, Reason.SCALED_UP), (4, 1, Reason.SCALED_DOWN)],
+    ("before", "after", "resize_reason", "recorded"),
+    [
+        (2, 4, Reason.SCALED_UP, Reason.SCALED_UP),
+        (2, 3, None, Reason.SCALED_UP),
+        (2, 3, Reason.WORKER_LOST, Reason.SCALED_UP),  # growing is growing, whatever else happened
+        (4, 1, Reason.SCALED_DOWN, Reason.SCALED_DOWN),
+        (3, 2, Reason.WORKER_LOST, Reason.WORKER_LOST),
+        (3, 2, Reason.SCALED_UP, Reason.WORKER_LOST),  # fewer without a request to shrink: one was lost
+        (3, 2, None, Reason.WORKER_LOST),
+    ],
 )
-def test_resize_recorded_when_desired_changes(make_job: MakeJob, before: int, after: int, reason: Reason) -> None:
-    prior = TrainingJobStatus(workers=WorkersStatus(desired=before))
-    job = make_job(replicas=after, elastic=(1, 4)).obj()
-    status = compute_status(job, prior, decision(JobPhase.RESCALING, reason), Observed(), T1)
-    assert status.resizes == [record(T1, before, after, reason)]
-    again = compute_status(job, status, decision(JobPhase.RESCALING, reason), Observed(), T2)
+@pytest.mark.parametrize("prior_phase", [JobPhase.RUNNING, JobPhase.RESCALING])
+def test_resize_recorded_when_the_ready_count_of_a_training_job_changes(
+    *,
+    make_job: MakeJob,
+    pod: MakePod,
+    prior_phase: JobPhase,
+    before: int,
+    after: int,
+    resize_reason: Reason | None,
+    recorded: Reason,
+) -> None:
+    prior = TrainingJobStatus(phase=prior_phase, workers=WorkersStatus(desired=4, ready=before))
+    job = make_job(replicas=4, elastic=(1, 4)).obj()
+    chosen = decision(JobPhase.RESCALING, Reason.SCALED_UP, resize_reason=resize_reason)
+    status = compute_status(job, prior, chosen, running(pod, after), T1)
+    assert status.resizes == [record(T1, before, after, recorded)]
+    again = compute_status(job, status, chosen, running(pod, after), T2)
     assert again.resizes == status.resizes
+
+
+@pytest.mark.parametrize(
+    ("prior_phase", "phase", "before", "after"),
+    [
+        (JobPhase.PENDING, JobPhase.RUNNING, 0, 2),  # starting is not resizing
+        (JobPhase.PENDING, JobPhase.PENDING, 1, 2),
+        (None, JobPhase.PENDING, 0, 1),
+        (JobPhase.SUSPENDED, JobPhase.PENDING, 0, 2),
+        (JobPhase.RUNNING, JobPhase.SUCCEEDED, 3, 0),  # finishing is not resizing
+        (JobPhase.RUNNING, JobPhase.FAILED, 3, 0),
+        (JobPhase.RUNNING, JobPhase.SUSPENDED, 3, 0),
+        (JobPhase.RUNNING, JobPhase.RUNNING, 3, 3),
+    ],
+)
+def test_no_resize_outside_training_or_without_a_change(
+    *, make_job: MakeJob, pod: MakePod, prior_phase: JobPhase | None, phase: JobPhase, before: int, after: int
+) -> None:
+    prior = TrainingJobStatus(phase=prior_phase, workers=WorkersStatus(desired=3, ready=before))
+    status = compute_status(make_job(replicas=3).obj(), prior, decision(phase, Reason.CREATED), running(pod, after), T1)
+    assert status.resizes is None
+
+
+def test_falling_below_min_into_pending_is_recorded(make_job: MakeJob, pod: MakePod) -> None:
+    prior = TrainingJobStatus(phase=JobPhase.RUNNING, workers=WorkersStatus(desired=2, ready=2))
+    chosen = decision(JobPhase.PENDING, Reason.BELOW_MIN_REPLICAS, resize_reason=Reason.WORKER_LOST)
+    status = compute_status(make_job(replicas=2).obj(), prior, chosen, running(pod, 1), T1)
+    assert status.resizes == [record(T1, 2, 1, Reason.WORKER_LOST)]
+
+
+@pytest.mark.parametrize(
+    ("running_reason", "recorded"),
+    [(Reason.BELOW_MIN_REPLICAS, [record(T1, 1, 2, Reason.SCALED_UP)]), (Reason.CREATED, None), (None, None)],
+)
+def test_waiting_below_min_after_training_still_records_the_way_back(
+    make_job: MakeJob, pod: MakePod, running_reason: Reason | None, recorded: list[ResizeRecord] | None
+) -> None:
+    conds = [] if running_reason is None else [Condition(type="Running", status="False", reason=running_reason)]
+    prior = TrainingJobStatus(phase=JobPhase.PENDING, workers=WorkersStatus(desired=2, ready=1), conditions=conds)
+    chosen = decision(JobPhase.RUNNING, Reason.WORKERS_READY)
+    status = compute_status(make_job(replicas=2).obj(), prior, chosen, running(pod, 2), T1)
+    assert status.resizes == recorded
+
+
+def test_a_change_of_replicas_alone_is_no_resize(make_job: MakeJob, pod: MakePod) -> None:
+    """resizes follow the workers that train, not the request: 2 ready, replicas 2 -> 4, nothing yet."""
+    prior = TrainingJobStatus(phase=JobPhase.RUNNING, workers=WorkersStatus(desired=2, ready=2))
+    job = make_job(replicas=4, elastic=(1, 4)).obj()
+    status = compute_status(job, prior, decision(JobPhase.RUNNING, Reason.WORKERS_READY), running(pod, 2), T1)
+    assert status.resizes is None
+    assert status.workers == WorkersStatus(desired=4, ready=2, min=1, max=4, world_size=16)
+
+
+def test_lost_and_terminating_workers_are_not_ready(make_job: MakeJob, pod: MakePod) -> None:
+    observed = running(
+        pod,
+        1,
+        lost=pod("worker", 1, node_lost="node gpu-node-1 deleted"),
+        gone=pod("worker", 2, terminating=True),
+        new=pod("worker", 2, attempt=1),
+    )
+    prior = TrainingJobStatus(phase=JobPhase.RUNNING, workers=WorkersStatus(desired=3, ready=3))
+    chosen = decision(JobPhase.RUNNING, Reason.WORKERS_READY, resize_reason=Reason.WORKER_LOST)
+    status = compute_status(make_job(replicas=3, elastic=(1, 3)).obj(), prior, chosen, observed, T1)
+    assert status.workers == WorkersStatus(desired=3, ready=2, min=1, max=3, world_size=16)
+    assert status.resizes == [record(T1, 3, 2, Reason.WORKER_LOST)]
 
 
 def test_no_resize_on_the_first_status(make_job: MakeJob) -> None:
@@ -214,14 +323,14 @@ def test_no_resize_on_the_first_status(make_job: MakeJob) -> None:
     assert status.resizes is None
 
 
-def test_resizes_keep_the_newest_twenty(make_job: MakeJob) -> None:
+def test_resizes_keep_the_newest_twenty(make_job: MakeJob, pod: MakePod) -> None:
     old = [record(T0 + timedelta(seconds=i), i % 3 + 1, (i + 1) % 3 + 1, "ScaledUp") for i in range(MAX_RESIZES)]
-    prior = TrainingJobStatus(workers=WorkersStatus(desired=2), resizes=old)
+    prior = TrainingJobStatus(phase=JobPhase.RUNNING, workers=WorkersStatus(desired=3, ready=2), resizes=old)
     status = compute_status(
         make_job(replicas=3, elastic=(1, 4)).obj(),
         prior,
-        decision(JobPhase.RESCALING, Reason.SCALED_UP),
-        Observed(),
+        decision(JobPhase.RUNNING, Reason.WORKERS_READY),
+        running(pod, 3),
         T2,
     )
     assert status.resizes is not None
@@ -237,18 +346,23 @@ def test_status_round_trips_and_validates_against_the_crd(make_job: MakeJob, pod
     job = make_job(replicas=3, elastic=(2, 4)).generation(4).obj()
     prior = TrainingJobStatus(
         phase=JobPhase.RUNNING,
-        workers=WorkersStatus(desired=2),
-        resizes=[record(T0, 1, 2, "ScaledUp")],
+        workers=WorkersStatus(desired=3, ready=3),
+        resizes=[record(T0, 1, 3, "ScaledUp")],
     )
-    observed = running(pod, 2, w2=pod("worker", 2, phase="Pending", unschedulable="no gpu"))
+    observed = running(
+        pod,
+        2,
+        w2=pod("worker", 2, terminating=True, node_lost="node gpu-node-2 NotReady (Unknown)"),
+        w2r1=pod("worker", 2, attempt=1, phase="Pending", unschedulable="no gpu"),
+    )
     chosen = decide(job, prior.model_copy(update={"start_time": T0}), observed, T1)
     status = compute_status(job, prior, chosen, observed, T1)
     dumped = dump(status)
     jsonschema.validate(dumped, STATUS_SCHEMA)
     assert TrainingJobStatus.model_validate(dumped) == status
     assert dump(TrainingJobStatus.model_validate(dumped)) == dumped
-    assert dumped["phase"] == "Rescaling"
-    assert dumped["resizes"][-1] == {"time": "2026-01-01T12:01:00Z", "from": 2, "to": 3, "reason": "ScaledUp"}
+    assert dumped["phase"] == "Running"
+    assert dumped["resizes"][-1] == {"time": "2026-01-01T12:01:00Z", "from": 3, "to": 2, "reason": "WorkerLost"}
     assert dumped["workers"] == {"desired": 3, "ready": 2, "min": 2, "max": 4, "worldSize": 16}
     assert dumped["conditions"][-1]["type"] == "ScaleUpBlocked"
     assert dumped["conditions"][0]["lastTransitionTime"] == "2026-01-01T12:01:00Z"

@@ -1,4 +1,4 @@
-"""kopf handlers: one daemon per TrainingJob runs the reconcile loop; pod and job events wake it early.
+"""kopf handlers: one asyncio loop per TrainingJob runs the reconcile; pod and job events wake it early.
 
 Level-based: each pass of :func:`reconcile_job` reads the job and its pods afresh, so a missed
 event or an operator restart costs at most one resync period, and a restarted operator converges
@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from elastrain_operator.api import GROUP, PLURAL, VERSION, Label
+from elastrain_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, Label
 from elastrain_operator.handlers import metrics
 from elastrain_operator.handlers.reconciler import reconcile_job
 from elastrain_operator.kube.client import KubeApi, KubeError, load_kube_config
@@ -37,8 +37,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Progress in annotations (the status belongs to elastrain), few log events, the API client, metrics."""
+    """Few log events (ours are explicit), the API client, metrics."""
     ours = load_settings()
+    # Only event handlers are used: kopf keeps no handler progress and adds no finalizer to jobs.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING
@@ -52,36 +53,31 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.
     )
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def run_job(
-    *,
-    name: str,
-    namespace: str | None,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    stopped: kopf.DaemonStopped,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    """Reconcile the job until it is deleted (or the operator stops).
+# One reconcile loop per job, started by the job's first event. Touched only from kopf's event loop.
+_loops: dict[tuple[str, str], asyncio.Task[None]] = {}
 
-    Async on purpose: a sync daemon would hold one of kopf's few executor threads for the job's whole
-    life, so a handful of jobs would starve all others. Each reconcile runs in a thread only while
-    it works.
+
+async def _run_job(namespace: str, name: str, ref: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Reconcile the job until it is gone.
+
+    A plain asyncio task rather than a kopf daemon: kopf puts a finalizer on every object with a
+    daemon, and a finalizer makes deleting a job hang whenever the operator is not running. Deleting
+    a job needs nothing from the operator here: owner references let the garbage collector remove
+    its pods, Service and NetworkPolicy. Each reconcile runs in a worker thread only while it works.
     """
     settings: OperatorSettings = memo.settings
     api: KubeApi = memo.api
-    namespace = namespace or ""
     wake = _wakeup(namespace, name)
 
     def post(kind: str, reason: str, message: str) -> None:
-        kopf.event(body, type=kind, reason=reason, message=message)
+        kopf.event(ref, type=kind, reason=reason, message=message)
 
-    while not stopped:
+    exists = True
+    while exists:
         wake.clear()
         start = time.monotonic()
         try:
-            await asyncio.to_thread(reconcile_job, api, namespace, name, post)
+            exists = await asyncio.to_thread(reconcile_job, api, namespace, name, post)
         except KubeError as err:
             # Transient API trouble: logged and retried on the next pass.
             metrics.HANDLER_ERRORS.labels(error="KubeError").inc()
@@ -91,16 +87,43 @@ async def run_job(
             logger.exception("reconcile of %s/%s raised; retrying", namespace, name)
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - start)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=settings.resync_seconds)
+        if exists:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=settings.resync_seconds)
     _wakeups.pop((namespace, name), None)
+    _loops.pop((namespace, name), None)
     metrics.record_phase(namespace, name, None)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def job_changed(*, name: str, namespace: str | None, **_: Any) -> None:
-    """A spec change (scale, suspend) wakes the job's loop."""
-    _wakeup(namespace or "", name).set()
+async def job_changed(
+    *, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Any event of a job (listing at start-up, creation, scale, suspend) wakes its loop, or starts it."""
+    key = (namespace or "", name)
+    _wakeup(*key).set()
+    if key not in _loops:
+        meta = body.get("metadata", {})
+        # The object reference Events need, kept apart from kopf's live body.
+        ref = kopf.Body(
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "metadata": {"name": name, "namespace": key[0], "uid": str(meta.get("uid", ""))},
+            }
+        )
+        _loops[key] = asyncio.create_task(_run_job(key[0], name, ref, memo, logger), name=f"elastrain-{key}")
+
+
+@kopf.on.cleanup()
+async def stop_loops(**_: Any) -> None:
+    """The operator is stopping: end every job's loop (a restarted operator picks them up again)."""
+    tasks = list(_loops.values())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    _loops.clear()
+    _wakeups.clear()
 
 
 @kopf.on.event("", "v1", "pods", labels={Label.JOB: kopf.PRESENT})

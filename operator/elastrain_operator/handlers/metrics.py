@@ -8,7 +8,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from elastrain_operator.api import JobPhase, TrainingJobStatus
+from elastrain_operator.api import JobPhase, Role, TrainingJobStatus
 from elastrain_operator.reconcile.decide import Decision
 
 JOBS = Gauge("elastrain_jobs", "TrainingJobs handled by this operator, by phase", ["phase"])
@@ -46,13 +46,16 @@ def record_round(
 ) -> None:
     """Count what one reconcile round did: losses, resizes, and time spent below the desired size."""
     for pod in decision.lost:
-        WORKERS_LOST.inc()
+        if pod.role is Role.WORKER:
+            WORKERS_LOST.inc()
         # The replacement is created in the round that finds the loss (see reconcile.decide).
         if pod.lost_since is not None:
             LOSS_TO_REPLACEMENT.observe(max(0.0, (now - pod.lost_since).total_seconds()))
-    before = len(prior.resizes or []) if prior is not None else 0
-    for record in (status.resizes or [])[before:]:
-        RESIZES.labels(reason=record.reason).inc()
+    # New records are those after the prior newest (the list is capped, so its length says nothing).
+    newest = prior.resizes[-1] if prior is not None and prior.resizes else None
+    for record in status.resizes or []:
+        if newest is None or record.time > newest.time:
+            RESIZES.labels(reason=record.reason).inc()
     key = (namespace, name)
     with _lock:
         last = _last_round.get(key)

@@ -132,32 +132,32 @@ def _clean_up_invalid(api: KubeApi, raw: Mapping[str, Any], prior: TrainingJobSt
         api.delete_job(namespace, name)
 
 
-def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, now: datetime | None = None) -> None:
-    """Bring one job's pods and status in line with its spec."""
+def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, now: datetime | None = None) -> bool:
+    """Bring one job's pods and status in line with its spec; False once the job no longer exists."""
     now = now or utcnow()
     raw = api.get_job(namespace, name)
     if raw is None:
         metrics.record_phase(namespace, name, None)
-        return
+        return False
     old_status: Mapping[str, Any] = raw.get("status") or {}
     prior = _prior_status(raw)
     generation = raw.get("metadata", {}).get("generation")
     if prior is not None and prior.phase is not None and prior.phase.is_terminal and _is_invalid(prior):
         # Failed for its spec: only clean-up remains (as for Kubernetes Jobs, a fixed spec is a new job).
         _clean_up_invalid(api, raw, prior, now)
-        return
+        return True
     try:
         job = parse_trainingjob(raw)
         decision = decide(job, prior, api.observe(namespace, name), now)
         if _apply(api, job, decision.actions):
             metrics.record_phase(namespace, name, None)
-            return
+            return False
     except (InvalidTrainingJobError, SpecRejectedError) as err:
         status = invalid_status(prior, str(err), now=now, generation=generation)
         if _write_status(api, namespace, name, old_status, _dump(status)):
             events("Warning", Reason.INVALID_SPEC, str(err))
         metrics.record_phase(namespace, name, status.phase)
-        return
+        return True
     # The status reflects the pods as they are after this round's changes.
     status = compute_status(job, prior, decision, api.observe(namespace, name), now)
     _write_status(api, namespace, name, old_status, _dump(status))
@@ -165,6 +165,7 @@ def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, no
     for note in transition_notes(prior, decision):
         events(note.type, note.reason, note.message)
     metrics.record_phase(namespace, name, status.phase)
+    return True
 
 
 __all__ = ["EventSink", "Note", "reconcile_job", "utcnow"]

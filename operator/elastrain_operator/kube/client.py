@@ -119,7 +119,12 @@ class KubeApi:
                     namespace, label_selector=selector, _preload_content=False
                 )
             )
+            # A pod on a node the cached list does not know may sit on a node created since: list again
+            # before calling that node deleted.
+            bound = {item.get("spec", {}).get("nodeName") for item in pods.get("items", [])} - {None}
             nodes = self._node_problems()
+            if not bound <= nodes.keys():
+                nodes = self._node_problems(fresh=True)
         except ApiException as err:
             raise KubeError(f"list pods and services of TrainingJob {namespace}/{job}", err) from err
         observed = tuple(p for p in (observe_pod(item, nodes) for item in pods.get("items", [])) if p is not None)
@@ -129,10 +134,10 @@ class KubeApi:
             network_policy_exists=bool(policies.get("items")),
         )
 
-    def _node_problems(self) -> dict[str, NodeProblem | None]:
+    def _node_problems(self, *, fresh: bool = False) -> dict[str, NodeProblem | None]:
         """Health of every node, listed at most once per NODES_MAX_AGE for all jobs together."""
         with self._nodes_lock:
-            if self._nodes is None or time.monotonic() - self._nodes[0] > NODES_MAX_AGE:
+            if fresh or self._nodes is None or time.monotonic() - self._nodes[0] > NODES_MAX_AGE:
                 self._nodes = (time.monotonic(), node_problems(_json(self.core.list_node(_preload_content=False))))
             return self._nodes[1]
 

@@ -333,4 +333,10 @@ def _below_min_too_long(job: TrainingJob, prior: TrainingJobStatus, now: datetim
     if prior.phase is not JobPhase.RESCALING or _reason_of(prior) != Reason.BELOW_MIN_REPLICAS:
         return grace == 0
     since = next((c.last_transition_time for c in prior.conditions or [] if c.type == "Rescaling"), None)
+    # A job already Rescaling (workers starting) when it fell below its minimum: the Rescaling condition
+    # is older than the fall, which status.resizes recorded (from at least the minimum to below it).
+    needed = needed_workers(job)
+    falls = [r.time for r in prior.resizes or [] if r.from_ >= needed > r.to]
+    if falls and (since is None or falls[-1] > since):
+        since = falls[-1]
     return since is None or now >= since + timedelta(seconds=grace)
