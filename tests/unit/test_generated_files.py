@@ -7,8 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from elastrain_operator.api.generated import CHART_CRD_PATH, CRD_PATH, render_generated_files
+from elastrain_operator.api.generated import (
+    CHART_CRD_CLOSE,
+    CHART_CRD_OPEN,
+    CHART_CRD_PATH,
+    CRD_PATH,
+    HELM_KEEP_ANNOTATION,
+    render_generated_files,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -25,8 +33,12 @@ def test_generated_file_is_up_to_date(relative: str) -> None:
     )
 
 
-def test_chart_copy_equals_the_crd() -> None:
-    assert GENERATED[CHART_CRD_PATH] == GENERATED[CRD_PATH]
+def test_chart_copy_is_the_crd_behind_crds_enabled_and_kept_on_uninstall() -> None:
+    chart = GENERATED[CHART_CRD_PATH]
+    assert chart.startswith(CHART_CRD_OPEN) and chart.endswith(CHART_CRD_CLOSE)
+    body = yaml.safe_load(chart.removeprefix(CHART_CRD_OPEN).removesuffix(CHART_CRD_CLOSE))
+    assert body["metadata"].pop("annotations") == HELM_KEEP_ANNOTATION
+    assert body == yaml.safe_load(GENERATED[CRD_PATH])
 
 
 def test_generation_is_deterministic() -> None:

@@ -1,0 +1,390 @@
+"""The Helm chart on the real API server: install, upgrade, uninstall, and the chart's RBAC running the operator.
+
+The operator runs as a process (the real ``elastrain-operator`` entry point, leader election on) with the
+credentials of the chart's ServiceAccount and the environment of the chart's Deployment: the chart's own
+pods sit on KWOK nodes, which run no containers. The TrainingJob CRD is cluster-scoped and shared by the
+whole test session, so installs take ownership of it (``--take-ownership``) and nothing here deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from elastrain_dev.cluster import LocalCluster
+from elastrain_dev.jobdriver import JobDriver
+from elastrain_dev.processes import free_port
+from elastrain_dev.wait import until
+from elastrain_operator.api.generated import CRD_PATH, render_generated_files
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "helm" / "elastrain"
+QUICKSTART = REPO_ROOT / "docs" / "quickstart.md"
+CRD_NAME = "trainingjobs.elastrain.dev"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def helm(cluster: LocalCluster, *args: str, kubeconfig: Path | None = None) -> str:
+    env = {**os.environ, **cluster.env()}
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
+    proc = subprocess.run(
+        [str(cluster.bin_dir / "helm"), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, f"helm {shlex.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@contextmanager
+def fresh_namespace(cluster: LocalCluster, prefix: str, *, restricted: bool = True) -> Iterator[str]:
+    """A new namespace (enforcing the restricted Pod Security Standard), deleted without waiting afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", name)
+    if restricted:
+        cluster.kubectl("label", "namespace", name, RESTRICTED)
+    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s")
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def get_json(cluster: LocalCluster, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+    return result
+
+
+def service_account_kubeconfig(cluster: LocalCluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ServiceAccount ``namespace/account`` with a fresh token."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "local",
+                "cluster": {"server": cluster.server, "certificate-authority": str(cluster.pki_dir / "ca.crt")},
+            }
+        ],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": account}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def deployment_env(cluster: LocalCluster, namespace: str, name: str) -> dict[str, str]:
+    """The operator container's environment as the chart rendered it (plain values only)."""
+    deploy = get_json(cluster, "deployment", name, "-n", namespace)
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@contextmanager
+def chart_operator(cluster: LocalCluster, *, namespace: str, release: str, log: Path) -> Iterator[int]:
+    """Run `elastrain-operator` as the chart's ServiceAccount with the chart's settings; yield its liveness port."""
+    exe = shutil.which("elastrain-operator", path=str(Path(sys.executable).parent))
+    assert exe, "elastrain-operator is not installed next to this Python; run make venv"
+    kubeconfig = service_account_kubeconfig(cluster, namespace, release, log.with_suffix(".kubeconfig"))
+    liveness = free_port()
+    env = {
+        **os.environ,
+        **deployment_env(cluster, namespace, release),
+        "KUBECONFIG": str(kubeconfig),
+        "ELASTRAIN_METRICS_PORT": str(free_port()),
+        "ELASTRAIN_LIVENESS_PORT": str(liveness),
+    }
+    assert env["ELASTRAIN_LEADER_ELECTION"] == "true"
+    assert env["ELASTRAIN_LEASE_NAMESPACE"] == namespace
+    with log.open("w") as out:
+        proc = subprocess.Popen([exe], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield liveness
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    # RBAC denials name the user; kopf warns when it may not list or watch what it needs.
+    assert "system:serviceaccount:" not in text, f"the chart's RBAC refused the operator:\n{text[-4000:]}"
+    assert "Not enough permissions" not in text, text[-4000:]
+
+
+def assert_pods_admitted(cluster: LocalCluster, namespace: str) -> None:
+    events = get_json(cluster, "events", "-n", namespace)["items"]
+    refused = [e["message"] for e in events if e.get("reason") == "FailedCreate" or "forbidden" in e["message"]]
+    assert not refused, refused
+
+
+def can_i(cluster: LocalCluster, account: str, *args: str) -> bool:
+    proc = cluster.kubectl("auth", "can-i", *args, f"--as=system:serviceaccount:{account}", check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def lease_holder(cluster: LocalCluster, namespace: str, name: str = "elastrain-operator") -> str:
+    """The leader Lease's holder, or "" while there is none."""
+    proc = cluster.kubectl("get", "lease", name, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}", check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def generated_crd() -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.safe_load(render_generated_files()[CRD_PATH])
+    return crd
+
+
+# -- install, upgrade, uninstall ---------------------------------------------------------------------
+
+
+def test_install_upgrade_and_uninstall_keep_the_crd_and_the_jobs(cluster: LocalCluster, tmp_path: Path) -> None:
+    with fresh_namespace(cluster, "chart") as release_ns, fresh_namespace(cluster, "chart-jobs") as jobs_ns:
+        release = "lifecycle"
+        # An older chart whose CRD lacks a printer column: the upgrade below must bring it.
+        old_chart = tmp_path / "elastrain"
+        shutil.copytree(CHART, old_chart)
+        template = old_chart / "templates" / "crds" / f"{CRD_NAME}.yaml"
+        old = re.sub(r"    - name: Loss\n(      .*\n)+", "", template.read_text())
+        assert old != template.read_text()
+        template.write_text(old)
+        try:
+            # --wait: the operator pods (on KWOK nodes) are admitted under `restricted` and become ready.
+            helm(cluster, "install", release, str(old_chart), "-n", release_ns, "--take-ownership", "--wait")
+            manifest = helm(cluster, "get", "manifest", release, "-n", release_ns)
+            for obj in yaml.safe_load_all(manifest):
+                if obj:
+                    ns = obj["metadata"].get("namespace")
+                    cluster.kubectl("get", obj["kind"], obj["metadata"]["name"], *(["-n", ns] if ns else []))
+            crd = get_json(cluster, "crd", CRD_NAME)
+            assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+            assert "Loss" not in [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+
+            job = JobDriver(cluster, jobs_ns, base=yaml.safe_load((REPO_ROOT / "examples/cpu-tiny.yaml").read_text()))
+            job.name = "kept"
+            job.create()
+
+            changes = ["--set", "operator.resyncSeconds=5", "--set", "replicaCount=1"]
+            helm(cluster, "upgrade", release, str(CHART), "-n", release_ns, "--reuse-values", "--wait", *changes)
+            deploy = get_json(cluster, "deployment", f"{release}-elastrain", "-n", release_ns)
+            assert deploy["spec"]["replicas"] == 1
+            assert deployment_env(cluster, release_ns, f"{release}-elastrain")["ELASTRAIN_RESYNC_SECONDS"] == "5"
+            crd = get_json(cluster, "crd", CRD_NAME)
+            wanted = generated_crd()["spec"]
+            assert crd["spec"]["versions"] == wanted["versions"], "the upgrade did not bring the chart's CRD"
+            assert crd["spec"]["names"] == wanted["names"]
+        finally:
+            out = helm(cluster, "uninstall", release, "-n", release_ns, "--wait")
+        assert "kept due to the resource policy" in out and CRD_NAME in out
+        assert cluster.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0
+        assert job.get() is not None, "helm uninstall deleted a user's TrainingJob"
+        for kind, name, ns in [
+            ("deployment", f"{release}-elastrain", release_ns),
+            ("clusterrole", f"{release}-elastrain", None),
+            ("serviceaccount", f"{release}-elastrain", release_ns),
+        ]:
+            gone = cluster.kubectl("get", kind, name, *(["-n", ns] if ns else []), check=False)
+            assert "NotFound" in gone.stderr, f"{kind}/{name} survived helm uninstall"
+        job.kubectl("delete", "tj", job.name, "--wait=false")
+
+
+# -- the quickstart, with the chart's RBAC (cluster-wide) ---------------------------------------------
+
+#: Commands of docs/quickstart.md that this test runs, in the order it runs them.
+RUN = [
+    "helm install elastrain helm/elastrain --namespace elastrain-system --create-namespace",
+    "kubectl -n elastrain-system rollout status deployment/elastrain",
+    "kubectl -n elastrain-system get lease elastrain-operator",
+    "kubectl apply -f examples/cpu-tiny.yaml",
+    "kubectl get tj cpu-tiny",
+    "kubectl describe tj cpu-tiny",
+    "kubectl get pods -l elastrain.dev/job=cpu-tiny",
+    "kubectl scale tj cpu-tiny --replicas=3",
+    """kubectl patch tj cpu-tiny --type merge -p '{"spec":{"runPolicy":{"suspend":true}}}'""",
+    """kubectl patch tj cpu-tiny --type merge -p '{"spec":{"runPolicy":{"suspend":false}}}'""",
+    "kubectl delete tj cpu-tiny",
+    "helm uninstall elastrain --namespace elastrain-system",
+]
+#: Commands of docs/quickstart.md that cannot run here, and why (the page says so too).
+NOT_RUN = {
+    "kubectl get tj cpu-tiny -w": "watches forever",
+    "kubectl delete crd trainingjobs.elastrain.dev": "the test session shares the CRD",
+}
+
+
+def quickstart_commands() -> list[str]:
+    """Every helm/kubectl line in the quickstart's shell blocks."""
+    blocks = re.findall(r"```sh\n(.*?)```", QUICKSTART.read_text(encoding="utf-8"), flags=re.S)
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip().startswith(("helm ", "kubectl "))
+    ]
+
+
+def test_quickstart_lists_only_commands_the_test_runs_or_sets_aside() -> None:
+    commands = quickstart_commands()
+    assert commands, "no commands found in docs/quickstart.md"
+    assert sorted(commands) == sorted([*RUN, *NOT_RUN])
+    assert [c for c in commands if c in RUN] == RUN, "the test must run the commands in the page's order"
+
+
+def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path) -> None:
+    """docs/quickstart.md, command by command, with the operator running as the chart's ServiceAccount."""
+    with fresh_namespace(cluster, "quickstart") as jobs_ns:
+        # The page runs `kubectl apply` in the context's namespace: a kubeconfig whose context is jobs_ns.
+        config = yaml.safe_load(cluster.kubeconfig.read_text())
+        config["contexts"][0]["context"]["namespace"] = jobs_ns
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        pending = iter(RUN)
+
+        def run(command: str, *, cleanup: bool = False) -> str:
+            if not cleanup:  # a failure half-way must not hide behind the order check of the clean-up
+                assert command == next(pending), "run the quickstart's commands in RUN order"
+            args = shlex.split(command)
+            if args[:2] == ["helm", "install"]:
+                args.append("--take-ownership")  # the session's CRD exists already (see the module docstring)
+            env = {**os.environ, **cluster.env(), "KUBECONFIG": str(kubeconfig)}
+            args[0] = str(cluster.bin_dir / args[0])
+            proc = subprocess.run(
+                args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+            )
+            assert proc.returncode == 0, f"{command}:\n{proc.stdout}\n{proc.stderr}"
+            return proc.stdout
+
+        job = JobDriver(cluster, jobs_ns, base={}, name="cpu-tiny")
+        finished = False
+        notes = run(RUN[0])
+        try:
+            # NOTES.txt tells the user what comes next.
+            assert "handles TrainingJobs in every namespace" in notes, notes
+            assert "kubectl apply -f examples/cpu-tiny.yaml" in notes and "keeps the CRD and every TrainingJob" in notes
+            run(RUN[1])
+            with chart_operator(
+                cluster, namespace="elastrain-system", release="elastrain", log=tmp_path / "op.log"
+            ) as port:
+                until(lambda: lease_holder(cluster, "elastrain-system"), what="the leader Lease")
+                assert "elastrain-operator" in run(RUN[2])
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+                    assert resp.status == 200  # what the chart's liveness probe asks
+                run("kubectl apply -f examples/cpu-tiny.yaml")
+                job.wait_phase("Running", timeout=90)
+                assert "Running" in run("kubectl get tj cpu-tiny")
+                assert "WorkersReady" in run("kubectl describe tj cpu-tiny")
+                pods = run("kubectl get pods -l elastrain.dev/job=cpu-tiny")
+                assert {"cpu-tiny-head", "cpu-tiny-worker-0", "cpu-tiny-worker-1"} <= set(
+                    re.findall(r"^(\S+)", pods, re.M)
+                )
+                assert_pods_admitted(cluster, jobs_ns)
+
+                run("kubectl scale tj cpu-tiny --replicas=3")
+                until(lambda: job.status().get("workers", {}).get("ready") == 3, what="3 ready workers", timeout=60)
+                job.wait_phase("Running")
+                run(RUN[8])
+                job.wait_phase("Suspended")
+                until(lambda: not job.live_pods(), what="no pods while suspended")
+                run(RUN[9])
+                job.wait_phase("Running", timeout=90)
+                assert_pods_admitted(cluster, jobs_ns)
+                run("kubectl delete tj cpu-tiny")
+                assert job.get() is None
+            finished = True
+        finally:
+            run("helm uninstall elastrain --namespace elastrain-system", cleanup=not finished)
+            cluster.kubectl("delete", "namespace", "elastrain-system", "--wait=false", check=False)
+        assert cluster.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0
+
+
+# -- namespaced RBAC -------------------------------------------------------------------------------
+
+
+def test_namespaced_rbac_is_enough_and_no_more(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path) -> None:
+    with (
+        fresh_namespace(cluster, "chart-ns") as release_ns,
+        fresh_namespace(cluster, "watched") as watched,
+        fresh_namespace(cluster, "unwatched") as unwatched,
+    ):
+        release = "scoped"
+        values = [
+            "--set",
+            "rbac.namespaced=true",
+            "--set-json",
+            f'watchNamespaces=["{watched}"]',
+            "--set",
+            "crds.enabled=false",
+        ]
+        helm(cluster, "install", release, str(CHART), "-n", release_ns, "--wait", *values)
+        account = f"{release_ns}:{release}-elastrain"
+        try:
+            assert can_i(cluster, account, "create", "pods", "-n", watched)
+            assert can_i(cluster, account, "list", "nodes")
+            assert not can_i(cluster, account, "create", "pods", "-n", unwatched)
+            assert not can_i(cluster, account, "list", "trainingjobs.elastrain.dev", "-n", unwatched)
+            assert not can_i(cluster, account, "get", "secrets", "-n", watched)
+            assert not can_i(cluster, account, "update", "leases", "-n", watched)
+            assert deployment_env(cluster, release_ns, f"{release}-elastrain")["ELASTRAIN_NAMESPACES"] == watched
+
+            job = JobDriver(cluster, watched, base=yaml.safe_load((REPO_ROOT / "examples/cpu-tiny.yaml").read_text()))
+            job.name = "scoped"
+            with chart_operator(cluster, namespace=release_ns, release=f"{release}-elastrain", log=tmp_path / "op.log"):
+                job.create()
+                job.wait_phase("Running", timeout=90)
+                assert_pods_admitted(cluster, watched)
+                assert lease_holder(cluster, release_ns), "the operator reconciled without holding the Lease"
+        finally:
+            helm(cluster, "uninstall", release, "-n", release_ns, "--wait")
+
+
+def test_cluster_wide_rbac_refuses_what_the_operator_never_does(cluster: LocalCluster) -> None:
+    with fresh_namespace(cluster, "chart-cw") as release_ns:
+        helm(
+            cluster,
+            "install",
+            "wide",
+            str(CHART),
+            "-n",
+            release_ns,
+            "--set",
+            "crds.enabled=false",
+            "--set",
+            "replicaCount=0",
+        )
+        account = f"{release_ns}:wide-elastrain"
+        try:
+            for allowed in [
+                ("create", "pods", "-n", "default"),
+                ("watch", "trainingjobs.elastrain.dev", "-A"),
+                ("patch", "trainingjobs.elastrain.dev/status", "-n", "default"),
+                ("list", "nodes"),
+                ("update", "leases/elastrain-operator", "-n", release_ns),
+            ]:
+                assert can_i(cluster, account, *allowed), allowed
+            for refused in [
+                ("get", "secrets", "-A"),
+                ("delete", "nodes"),
+                ("update", "pods", "-n", "default"),
+                ("create", "trainingjobs.elastrain.dev", "-n", "default"),
+                ("delete", "services", "-A"),
+                ("update", "leases/other", "-n", release_ns),
+                ("create", "leases", "-n", "default"),
+                ("update", "customresourcedefinitions"),
+            ]:
+                assert not can_i(cluster, account, *refused), refused
+        finally:
+            helm(cluster, "uninstall", "wide", "-n", release_ns)

@@ -1,0 +1,135 @@
+"""The Dockerfiles cannot be built here (no container runtime), so they are linted: pinned bases, non-root users
+that match what the chart and the operator's pods expect, entry points that exist, and sources that are sent."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from elastrain_operator.builders.pods import HEAD_COMMAND, WORKER_COMMAND
+from elastrain_operator.builders.security import TRAINER_UID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OPERATOR = REPO_ROOT / "Dockerfile"
+TRAINER = REPO_ROOT / "trainer_image" / "Dockerfile"
+PINNED_TAG = re.compile(r"^[\w./-]+:\d+\.\d+\.\d+[\w.-]*$|^[\w./-]+(:[\w.-]+)?@sha256:[a-f0-9]{64}$")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+def parse(path: Path) -> list[Instruction]:
+    """Instructions of a Dockerfile, continuation lines joined, comments dropped."""
+    instructions: list[Instruction] = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        instructions.append(Instruction(keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, f"{path}: a continuation line ends the file"
+    return instructions
+
+
+def base_images(instructions: list[Instruction]) -> list[str]:
+    """The base image of each stage, with `${ARG}` replaced by the ARG's default."""
+    args = {}
+    images = []
+    for ins in instructions:
+        if ins.keyword == "ARG" and "=" in ins.arguments:
+            name, _, default = ins.arguments.partition("=")
+            args[name] = default
+        if ins.keyword == "FROM":
+            image = ins.arguments.split()[0]
+            images.append(re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], image))
+    return images
+
+
+def final_stage(instructions: list[Instruction]) -> list[Instruction]:
+    last_from = max(i for i, ins in enumerate(instructions) if ins.keyword == "FROM")
+    return instructions[last_from:]
+
+
+@pytest.mark.parametrize("dockerfile", [OPERATOR, TRAINER], ids=["operator", "trainer"])
+def test_base_images_are_pinned(dockerfile: Path) -> None:
+    images = base_images(parse(dockerfile))
+    assert images
+    for image in images:
+        assert "latest" not in image, f"{dockerfile}: {image} floats"
+        assert PINNED_TAG.match(image), f"{dockerfile}: {image} is not pinned to an x.y.z tag or a digest"
+
+
+@pytest.mark.parametrize(("dockerfile", "uid"), [(OPERATOR, None), (TRAINER, TRAINER_UID)], ids=["operator", "trainer"])
+def test_the_image_runs_as_the_expected_non_root_user(dockerfile: Path, uid: int | None) -> None:
+    users = [ins.arguments for ins in final_stage(parse(dockerfile)) if ins.keyword == "USER"]
+    assert users, f"{dockerfile}: the final stage never sets USER (it would run as root)"
+    user, _, group = users[-1].partition(":")
+    assert user.isdigit() and int(user) != 0, "USER must be a numeric non-root uid (runAsNonRoot checks numbers)"
+    assert group.isdigit() and int(group) != 0
+    if uid is None:  # the operator: the uid the chart runs it as
+        values = yaml.safe_load((REPO_ROOT / "helm/elastrain/values.yaml").read_text(encoding="utf-8"))
+        uid = values["podSecurityContext"]["runAsUser"]
+    assert int(user) == uid
+
+
+def test_entry_points_exist() -> None:
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    (operator_entry,) = [i.arguments for i in final_stage(parse(OPERATOR)) if i.keyword == "ENTRYPOINT"]
+    (trainer_entry,) = [i.arguments for i in final_stage(parse(TRAINER)) if i.keyword == "ENTRYPOINT"]
+    assert json.loads(operator_entry) == ["elastrain-operator"]
+    assert json.loads(trainer_entry) == ["elastrain"]
+    assert scripts["elastrain-operator"] == "elastrain_operator.main:main"
+    # The pods the operator builds run the trainer's CLI; the image must provide it.
+    assert HEAD_COMMAND[0] == WORKER_COMMAND[0] == "elastrain" in scripts
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "extra", "forbidden"),
+    [(OPERATOR, "operator", "trainer"), (TRAINER, "trainer", "operator")],
+    ids=["operator", "trainer"],
+)
+def test_the_image_installs_its_extra_only(dockerfile: Path, extra: str, forbidden: str) -> None:
+    runs = " ".join(ins.arguments for ins in parse(dockerfile) if ins.keyword == "RUN")
+    assert f'".[{extra}]"' in runs
+    assert f"[{forbidden}" not in runs and "[dev" not in runs
+
+
+def dockerignore() -> list[str]:
+    lines = (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("dockerfile", [OPERATOR, TRAINER], ids=["operator", "trainer"])
+def test_copied_sources_exist_and_are_not_ignored(dockerfile: Path) -> None:
+    ignored = dockerignore()
+    for ins in parse(dockerfile):
+        if ins.keyword != "COPY" or ins.arguments.startswith("--from"):
+            continue
+        *sources, _dest = ins.arguments.split()
+        for source in sources:
+            assert (REPO_ROOT / source).exists(), f"{dockerfile}: COPY {source} does not exist"
+            hits = [p for p in ignored if fnmatch.fnmatch(source.rstrip("/"), p) or source.startswith(p + "/")]
+            assert not hits, f"{dockerfile}: COPY {source} is excluded by .dockerignore {hits}"
+
+
+def test_dockerignore_keeps_the_build_context_small() -> None:
+    ignored = dockerignore()
+    for heavy in (".git", "tests", "benchmarks", "hack/tools"):
+        assert heavy in ignored
