@@ -53,8 +53,9 @@ lint: venv  ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: venv  ## regenerate the CRD, the chart's copy and docs/api-reference.md from the models
+crds: venv  ## regenerate the CRD, the chart's CRD template, docs/api-reference.md and the chart README
 	$(PY) hack/gen_crds.py
+	$(PY) hack/gen_chart_readme.py
 
 bench: venv controlplane  ## run benchmarks/$(BENCH).py (table + JSON in benchmarks/results/)
 	$(PY) benchmarks/$(BENCH).py $(ARGS)
