@@ -6,16 +6,36 @@ environment (``elastrain_operator.settings``, documented in docs/operator.md).
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
 import socket
 import sys
+import threading
 
 import kopf
 
 from elastrain_operator.kube.client import KubeApi, load_kube_config
 from elastrain_operator.kube.lease import LeaderLease
 from elastrain_operator.settings import SettingsError, load_settings
+
+
+class _Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # probes every few seconds: stay quiet
+        return
+
+
+def _standby_health(port: int) -> http.server.ThreadingHTTPServer | None:
+    """Serve /healthz on ``port`` from a thread (None when the probe port is disabled)."""
+    if not port:
+        return None
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), _Healthy)
+    threading.Thread(target=server.serve_forever, name="elastrain-standby-health", daemon=True).start()
+    return server
 
 
 def main() -> None:
@@ -34,7 +54,12 @@ def main() -> None:
             identity=f"{socket.gethostname()}-{os.getpid()}",
             duration_seconds=settings.lease_seconds,
         )
+        # A standby is alive while it waits: answer the liveness probe until kopf takes the port over.
+        standby = _standby_health(settings.liveness_port)
         lease.wait_until_leader()
+        if standby is not None:
+            standby.shutdown()
+            standby.server_close()
         # Losing the Lease means another replica may act: stop at once rather than race it.
         lease.keep_renewing(on_lost=lambda: os._exit(1))
     import elastrain_operator.handlers.jobs  # noqa: F401 - registers the handlers with kopf

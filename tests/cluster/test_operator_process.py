@@ -7,9 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from elastrain_dev.jobdriver import JobDriver
+from elastrain_dev.processes import free_port
 from elastrain_dev.wait import until
 
 
@@ -26,14 +28,30 @@ def test_entry_point_takes_the_lease_and_runs_jobs(idle_job: JobDriver, namespac
     }
     log = (tmp_path / "operator.log").open("w")
     proc = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
+    standby_port = free_port()
+    standby = subprocess.Popen(
+        [exe], env={**env, "ELASTRAIN_LIVENESS_PORT": str(standby_port)}, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         idle_job.create()
         idle_job.wait_phase("Running", timeout=90)
         lease = json.loads(idle_job.kubectl("get", "lease", "elastrain-operator", "-o", "json").stdout)
         assert lease["spec"]["holderIdentity"].endswith(f"-{proc.pid}")
+        # The second replica stands by, and is alive as far as its liveness probe can tell.
+        assert standby.poll() is None
+
+        def healthz() -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{standby_port}/healthz", timeout=2) as resp:
+                    return int(resp.status)
+            except OSError:
+                return 0
+
+        assert until(healthz, what="the standby's /healthz", timeout=30) == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for process in (standby, proc):
+            process.terminate()
+            process.wait(timeout=30)
         log.close()
     assert proc.returncode is not None
     until(
