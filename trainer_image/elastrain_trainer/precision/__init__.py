@@ -1,0 +1,14 @@
+"""Mixed precision: FSDP2 policies, fp16 loss scaling on shards, and global-norm clipping of shards."""
+
+from elastrain_trainer.precision.clipping import clip_grad_norm
+from elastrain_trainer.precision.policy import TORCH_DTYPES, build_mixed_precision_policy, sharded_param_dtype
+from elastrain_trainer.precision.scaler import StaticShardedGradScaler, build_grad_scaler
+
+__all__ = [
+    "TORCH_DTYPES",
+    "StaticShardedGradScaler",
+    "build_grad_scaler",
+    "build_mixed_precision_policy",
+    "clip_grad_norm",
+    "sharded_param_dtype",
+]

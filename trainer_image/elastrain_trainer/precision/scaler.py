@@ -1,0 +1,52 @@
+"""Loss scaling for fp16 on sharded gradients: torch's ``ShardedGradScaler``, which works with FSDP2.
+
+``ShardedGradScaler`` checks every local gradient shard for inf/nan and all-reduces the verdict
+over its process group, so all ranks skip the same steps. Pass the group whose ranks must agree:
+the whole world, or the pod when each pod decides on its own (the cross-pod reduction already
+propagates an inf to every pod).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+from elastrain_trainer.config.precision import PrecisionConfig
+
+#: Growth interval of a static scale: never grow.
+NEVER = 2**31 - 1
+
+
+class StaticShardedGradScaler(ShardedGradScaler):
+    """A scaler whose scale never changes; steps with inf/nan gradients are still skipped."""
+
+    def __init__(self, scale: float, *, process_group: dist.ProcessGroup | None) -> None:
+        super().__init__(device="cpu", init_scale=scale, growth_interval=NEVER, process_group=process_group)
+        self.static_scale = scale
+
+    def update(self, new_scale: float | torch.Tensor | None = None) -> None:
+        super().update(self.static_scale if new_scale is None else new_scale)
+
+
+def build_grad_scaler(
+    cfg: PrecisionConfig, *, process_group: dist.ProcessGroup | None = None, device: str = "cpu"
+) -> ShardedGradScaler | None:
+    """Return the gradient scaler for fp16 training, or None when no loss scaling is needed.
+
+    Use it as ``scaler.scale(loss).backward(); scaler.unscale_(opt); clip; scaler.step(opt); scaler.update()``.
+    """
+    if cfg.dtype != "fp16" or cfg.loss_scaling.mode == "none":
+        return None
+    group = process_group if process_group is not None else dist.group.WORLD
+    scaling = cfg.loss_scaling
+    if scaling.mode == "static":
+        return StaticShardedGradScaler(scaling.static_scale, process_group=group)
+    return ShardedGradScaler(
+        device=device,
+        init_scale=scaling.init_scale,
+        growth_factor=scaling.growth_factor,
+        backoff_factor=scaling.backoff_factor,
+        growth_interval=scaling.growth_interval,
+        process_group=group,
+    )
