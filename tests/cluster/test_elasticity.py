@@ -6,11 +6,13 @@ fact the test controls: every worker asks for all 8 GPUs of a node and selects t
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from elastrain_dev import nodes
 from elastrain_dev.cluster import LocalCluster
@@ -114,8 +116,39 @@ def _lose_a_worker_and_grow_back(job: JobDriver, pool: Pool, lose: str) -> None:
     assert len(job.live()) == 4  # head + 3 workers, no duplicates
 
 
-def test_node_failure_shrinks_the_job_and_capacity_grows_it_back(job: JobDriver, pool: Pool) -> None:
+def _metrics(port: str) -> dict[tuple[str, str], float]:
+    def scrape() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return None  # the operator is still starting
+
+    text = until(scrape, what="the operator's /metrics", timeout=60)
+    return {
+        (sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_node_failure_shrinks_the_job_and_capacity_grows_it_back(
+    job: JobDriver, pool: Pool, operator_env: dict[str, str]
+) -> None:
+    port = operator_env["ELASTRAIN_METRICS_PORT"]
+    before = _metrics(port)
     _lose_a_worker_and_grow_back(job, pool, lose="fail")
+    after = _metrics(port)
+
+    def grew(name: str, labels: str = "") -> float:
+        return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+    assert grew("elastrain_workers_lost_total") == 1, [e["message"] for e in job.events()]
+    assert grew("elastrain_replacements_total", "role=worker") == 1
+    assert grew("elastrain_resizes_total", "reason=WorkerLost") == 1
+    assert grew("elastrain_resizes_total", "reason=ScaledUp") == 1
+    assert grew("elastrain_loss_to_replacement_seconds_count") == 1
+    assert grew("elastrain_reduced_size_seconds_total") > 0
 
 
 def test_node_deletion_shrinks_the_job_and_capacity_grows_it_back(job: JobDriver, pool: Pool) -> None:

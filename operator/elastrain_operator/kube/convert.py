@@ -37,17 +37,21 @@ class NodeProblem:
 
 
 def node_problems(nodes: Mapping[str, Any]) -> dict[str, NodeProblem | None]:
-    """Node name -> None when Ready, else its problem ("node N NotReady (Unknown)")."""
+    """Node name -> None when Ready (or still registering), else its problem ("node N NotReady (Unknown)").
+
+    A node without a Ready condition has never reported: it is joining, not lost, and a pod the
+    scheduler placed there in that moment is not a casualty.
+    """
     problems: dict[str, NodeProblem | None] = {}
     for node in nodes.get("items", []):
         name = node["metadata"]["name"]
         ready = _condition(node, "Ready")
-        status = ready.get("status") if ready else "Unknown"
-        since = ready.get("lastTransitionTime") if ready else None
-        problems[name] = (
-            None
-            if status == "True"
-            else NodeProblem(f"node {name} NotReady ({status})", datetime.fromisoformat(since) if since else None)
+        if ready is None or ready.get("status") == "True":
+            problems[name] = None
+            continue
+        since = ready.get("lastTransitionTime")
+        problems[name] = NodeProblem(
+            f"node {name} NotReady ({ready.get('status')})", datetime.fromisoformat(since) if since else None
         )
     return problems
 
