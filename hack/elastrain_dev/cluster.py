@@ -365,5 +365,5 @@ class LocalCluster:
 
 
 def default_cluster() -> LocalCluster:
-    """The developer's cluster (``make cluster-up``), in the cache directory."""
-    return LocalCluster(CACHE_ROOT / "clusters" / "dev")
+    """The developer's cluster (``make cluster-up``): clusters/$ELASTRAIN_CLUSTER (default dev) in the cache."""
+    return LocalCluster(CACHE_ROOT / "clusters" / os.environ.get("ELASTRAIN_CLUSTER", "dev"))
