@@ -24,6 +24,7 @@ def test_entry_point_takes_the_lease_and_runs_jobs(idle_job: JobDriver, namespac
         "ELASTRAIN_NAMESPACES": namespace,
         "ELASTRAIN_LEASE_NAMESPACE": namespace,
         "ELASTRAIN_METRICS_PORT": "0",
+        "ELASTRAIN_LEADER_ELECTION": "true",  # whatever other fixtures of the session put in os.environ
         "ELASTRAIN_LIVENESS_PORT": "0",
     }
     log = (tmp_path / "operator.log").open("w")
