@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from elastrain_dev import processes
-from elastrain_dev.certs import ClusterCerts, generate_certs
+from elastrain_dev.certs import CertPair, ClusterCerts, generate_certs
 from elastrain_dev.kubeconfig import write_kubeconfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +195,22 @@ class LocalCluster:
             self.down()
             raise
         return True
+
+    def restart_apiserver(self, *, downtime: float = 0.0) -> None:
+        """Stop kube-apiserver, wait ``downtime`` seconds, start it again on the same port (for fault tests)."""
+        state = self.state
+        processes.stop(state.pids["kube-apiserver"])
+        time.sleep(downtime)
+        pki = self.pki_dir
+        certs = ClusterCerts(
+            ca=CertPair(pki / "ca.crt", pki / "ca.key"),
+            apiserver=CertPair(pki / "apiserver.crt", pki / "apiserver.key"),
+            service_account_key=pki / "service-account.key",
+            service_account_pub=pki / "service-account.pub",
+            clients={},
+        )
+        self._start(state, "kube-apiserver", self._apiserver_args(state, certs))
+        self._wait(self._readyz, "kube-apiserver", 90)
 
     def down(self) -> None:
         """Stop every component and remove the state directory."""

@@ -15,6 +15,7 @@ import pytest
 from kopf.testing import KopfRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver, printer_columns
 from elastrain_dev.wait import until
 
@@ -273,3 +274,13 @@ def test_metrics_endpoint_serves_the_counters(job: JobDriver, operator_env: dict
     assert seen[("elastrain_reconcile_duration_seconds_count", "")] > 0
     # Declared even before the first error, so dashboards and alerts can rely on it.
     assert ("family", "elastrain_handler_errors") in seen
+
+
+def test_operator_carries_on_after_the_api_server_restarts(job: JobDriver, cluster: LocalCluster) -> None:
+    job.create(replicas=2, elastic={"minReplicas": 1, "maxReplicas": 3})
+    job.wait_phase("Running")
+    cluster.restart_apiserver(downtime=3)
+    # The operator's watches and its API client reconnect: a change made after the restart is acted on.
+    job.kubectl("scale", "tj", "job", "--replicas=3")
+    until(lambda: job.status().get("workers", {}).get("ready") == 3, what="3 workers after the restart", timeout=90)
+    assert set(job.live()) == {("head", 0), ("worker", 0), ("worker", 1), ("worker", 2)}
