@@ -2,9 +2,9 @@
 
 Through create, scale up, a worker failure, scale down, suspend, resume, completion and a second
 job's deletion, the operator is killed (SIGKILL: no clean-up of any kind) 7 times per step at a
-random moment (56 kills), plus once after each settled step (63 in all). After every kill: no two live pods hold the same role and index,
-and every pod of the job is owned by it. After each step, a fresh operator brings the job to the
-expected state; the job completes.
+random moment (56 kills), plus once after each settled step (63 in all). After every kill: no two
+live pods hold the same role and index, and every pod of the job is owned by it. After each step,
+a fresh operator brings the job to the expected state; the job completes.
 """
 
 from __future__ import annotations

@@ -17,18 +17,25 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from elastrain_operator.api import GROUP, PLURAL, VERSION, Label
 from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod
 from elastrain_operator.reconcile.observed import Observed
 
-CONFLICT, NOT_FOUND = 409, 404
+CONFLICT, NOT_FOUND, UNPROCESSABLE = 409, 404, 422
 
 
 class KubeError(RuntimeError):
     """A Kubernetes API call failed; ``status`` is the HTTP status (0 when no response)."""
 
-    def __init__(self, what: str, err: ApiException) -> None:
+    def __init__(self, what: str, err: ApiException | ValidationError) -> None:
+        if isinstance(err, ValidationError):
+            # The client validates a body against its own models before sending it: what it refuses, the
+            # server would refuse too (422 Invalid).
+            self.status = UNPROCESSABLE
+            super().__init__(f"{what} failed: the object is invalid: {err}".replace("\n", " ")[:1500])
+            return
         self.status = int(err.status or 0)
         super().__init__(f"{what} failed: HTTP {err.status} {err.reason}: {(err.body or '')[:500]}")
 
@@ -155,6 +162,8 @@ class KubeApi:
                 self.networking.create_namespaced_network_policy(namespace, body)
             else:
                 raise ValueError(f"KubeApi.create does not handle kind {kind}")
+        except ValidationError as err:
+            raise KubeError(f"create {kind} {namespace}/{meta['name']}", err) from err
         except ApiException as err:
             if err.status == CONFLICT:
                 return False
