@@ -165,6 +165,8 @@ def _worker(rank: int, port: int, out: str) -> None:
         results["training"][name] = run
     results["overlap"] = _overlap_cases(mesh, cross_pod, rank)
     torch.save(results, Path(out) / f"rank{rank}.pt")
+    # Leave together: a rank tearing gloo down while a peer still talks to it aborts the peer.
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -115,6 +115,8 @@ def _worker(rank: int, port: int, out: str) -> None:
     }
     if rank == 0:
         torch.save(results, Path(out) / "results.pt")
+    # Leave together: a rank tearing gloo down while a peer still talks to it aborts the peer.
+    dist.barrier()
     dist.destroy_process_group()
 
 
