@@ -56,6 +56,13 @@ def test_creates_service_head_and_workers_owned_and_labelled(job: JobDriver) -> 
     peers = [rule["from"][0] for rule in policy["spec"]["ingress"]]
     assert peers[0] == {"podSelector": {"matchLabels": {"elastrain.dev/job": "job"}}}
     assert policy["spec"]["ingress"][1]["ports"] == [{"protocol": "TCP", "port": 8765}]
+    # Ray's token authentication, with a token of the job's own.
+    secret = json.loads(job.kubectl("get", "secret", "job-ray-auth", "-o", "json").stdout)
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert len(secret["data"]["token"]) >= 40
+    worker_env = {e["name"]: e for e in worker["spec"]["containers"][0]["env"]}
+    assert worker_env["RAY_AUTH_MODE"]["value"] == "token"
+    assert worker_env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "job-ray-auth", "key": "token"}
     # Every pod is placed, the workers on fake GPU nodes.
     placed = until(
         lambda: all((p := job.pods()).get(n, {}).get("spec", {}).get("nodeName") for n in pods) and p,

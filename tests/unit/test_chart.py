@@ -91,6 +91,7 @@ NAMESPACED_GRANTS = {
     *(("", "pods", verb) for verb in ("list", "watch", "create", "delete")),
     ("", "services", "list"),
     ("", "services", "create"),
+    ("", "secrets", "create"),
     ("networking.k8s.io", "networkpolicies", "list"),
     ("networking.k8s.io", "networkpolicies", "create"),
     ("", "events", "create"),

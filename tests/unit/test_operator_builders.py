@@ -25,6 +25,7 @@ from elastrain_operator.builders.pods import (
     build_head_pod,
     build_worker_pod,
 )
+from elastrain_operator.builders.secret import build_ray_auth_secret
 from elastrain_operator.builders.service import build_head_service
 from elastrain_trainer.config.podenv import LIGHTHOUSE_PORT, PROGRESS_PORT, RAY_PORT, PodEnv, read_pod_env
 
@@ -341,7 +342,8 @@ def test_env_names_pod_name_and_ip_by_downward_api_then_user_env(make_job: MakeJ
     contract_names = sorted(
         n for n in names if n.startswith("ELASTRAIN_") and n not in ("ELASTRAIN_POD_NAME", "ELASTRAIN_POD_IP")
     )
-    assert names == [*contract_names, PodEnv.POD_NAME.value, PodEnv.POD_IP.value, "NCCL_DEBUG", "HF_TOKEN"]
+    ray = ["RAY_AUTH_MODE", "RAY_AUTH_TOKEN"]
+    assert names == [*contract_names, PodEnv.POD_NAME.value, PodEnv.POD_IP.value, *ray, "NCCL_DEBUG", "HF_TOKEN"]
     by_name = {e["name"]: e for e in env}
     assert by_name[PodEnv.POD_NAME.value] == {
         "name": PodEnv.POD_NAME.value,
@@ -501,3 +503,16 @@ def test_worker_selector_string_matches_worker_labels_only(make_job: MakeJob) ->
     assert terms == {Label.JOB.value: "demo", Label.ROLE.value: "worker"}
     assert all(build_worker_pod(job, 1)["metadata"]["labels"][k] == v for k, v in terms.items())
     assert build_head_pod(job)["metadata"]["labels"][Label.ROLE] != terms[Label.ROLE.value]
+
+
+def test_ray_token_auth_comes_from_the_jobs_own_secret(make_job: MakeJob) -> None:
+    job = make_job().obj()
+    env = {e["name"]: e for e in build_worker_pod(job, 0)["spec"]["containers"][0]["env"]}
+    assert env["RAY_AUTH_MODE"]["value"] == "token"
+    ref = env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"{job.metadata.name}-ray-auth", "key": "token"}
+    secret = build_ray_auth_secret(job=job.metadata.name or "", namespace="ns", uid="u1", token="t0k3n")
+    assert secret["metadata"]["name"] == ref["name"]
+    assert secret["stringData"] == {"token": "t0k3n"}
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    assert secret["metadata"]["labels"] == {"elastrain.dev/job": job.metadata.name}

@@ -23,6 +23,7 @@ from elastrain_operator.api import (
 from elastrain_operator.reconcile.decide import (
     CreateNetworkPolicy,
     CreatePod,
+    CreateRayAuthSecret,
     CreateService,
     DeleteJob,
     DeletePod,
@@ -94,7 +95,15 @@ CASES = [
         lambda p: [],
         JobPhase.PENDING,
         Reason.CREATED,
-        (CreateNetworkPolicy(), CreateService(), CreatePod(H, 0), CreatePod(W, 0), CreatePod(W, 1), CreatePod(W, 2)),
+        (
+            CreateNetworkPolicy(),
+            CreateRayAuthSecret(),
+            CreateService(),
+            CreatePod(H, 0),
+            CreatePod(W, 0),
+            CreatePod(W, 1),
+            CreatePod(W, 2),
+        ),
         service=False,
         start=NOW,
         message="waiting for the head and 3 workers (0 ready)",
@@ -927,8 +936,8 @@ def test_resumed_job_says_so(make_job: MakeJob) -> None:
     ("service", "policy", "want"),
     [
         (True, False, (CreateNetworkPolicy(),)),
-        (False, True, (CreateService(),)),
-        (False, False, (CreateNetworkPolicy(), CreateService())),
+        (False, True, (CreateRayAuthSecret(), CreateService())),
+        (False, False, (CreateNetworkPolicy(), CreateRayAuthSecret(), CreateService())),
         (True, True, ()),
     ],
 )

@@ -65,6 +65,10 @@ app.kubernetes.io/part-of: elastrain
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "create"]
+# The per-job Secret with the job's Ray token: created once, never read back (no get/list on Secrets).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
 # The per-job NetworkPolicy that admits only the job's own pods to Ray's and torchft's ports.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from elastrain_operator.api import Role, TrainingJob
 from elastrain_operator.builders.names import head_address
+from elastrain_operator.builders.secret import ray_auth_env
 from elastrain_trainer.config.podenv import CheckpointTarget, PodContract, PodEnv, write_pod_env
 
 
@@ -45,13 +46,14 @@ def build_contract(job: TrainingJob, *, role: Role, index: int | None) -> PodCon
 
 
 def build_env(job: TrainingJob, *, role: Role, index: int | None) -> list[dict[str, Any]]:
-    """Container env: the contract, the pod's own name and IP (downward API), then the user's additions."""
+    """Container env: the contract, the pod's own name and IP (downward API), Ray's token auth, the user's."""
     contract = write_pod_env(build_contract(job, role=role, index=index))
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(contract.items())]
     env += [
         {"name": PodEnv.POD_NAME.value, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": PodEnv.POD_IP.value, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
+    env += ray_auth_env(job.metadata.name or "")
     overrides = job.spec.pod.env if job.spec.pod and job.spec.pod.env else []
     env += [e.model_dump(exclude_none=True) for e in overrides]
     return env

@@ -6,6 +6,7 @@ No kopf here: the kopf handlers (``handlers.jobs``) call :func:`reconcile_job` w
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,12 +23,14 @@ from elastrain_operator.api import (
 )
 from elastrain_operator.builders.network import build_network_policy
 from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
+from elastrain_operator.builders.secret import build_ray_auth_secret
 from elastrain_operator.builders.service import build_head_service
 from elastrain_operator.handlers import metrics
 from elastrain_operator.kube.client import KubeApi, KubeError
 from elastrain_operator.reconcile.decide import (
     CreateNetworkPolicy,
     CreatePod,
+    CreateRayAuthSecret,
     CreateService,
     DeleteJob,
     DeletePod,
@@ -100,6 +103,9 @@ def _apply(api: KubeApi, job: TrainingJob, actions: tuple[object, ...]) -> bool:
         if isinstance(action, DeletePod):
             if api.delete_pod(namespace, action.name):
                 metrics.PODS_DELETED.labels(why=action.why).inc()
+        elif isinstance(action, CreateRayAuthSecret):
+            token = secrets.token_urlsafe(32)
+            _create(api, build_ray_auth_secret(job=name, namespace=namespace, uid=uid, token=token))
         elif isinstance(action, CreateNetworkPolicy):
             _create(api, build_network_policy(job=name, namespace=namespace, uid=uid))
         elif isinstance(action, CreateService):

@@ -158,6 +158,8 @@ class KubeApi:
                 self.core.create_namespaced_pod(namespace, body)
             elif kind == "Service":
                 self.core.create_namespaced_service(namespace, body)
+            elif kind == "Secret":
+                self.core.create_namespaced_secret(namespace, body)
             elif kind == "NetworkPolicy":
                 self.networking.create_namespaced_network_policy(namespace, body)
             else:

@@ -41,6 +41,11 @@ class CreateService:
 
 
 @dataclass(frozen=True)
+class CreateRayAuthSecret:
+    """Create the Secret with the job's Ray token (with the Service: the operator never reads Secrets back)."""
+
+
+@dataclass(frozen=True)
 class CreateNetworkPolicy:
     """Create the NetworkPolicy that admits only the job's own pods (and the operator to progress)."""
 
@@ -63,7 +68,7 @@ class DeleteJob:
     """ttlSecondsAfterFinished has passed: delete the TrainingJob (its pods go with it)."""
 
 
-Action = CreateService | CreateNetworkPolicy | CreatePod | DeletePod | DeleteJob
+Action = CreateService | CreateRayAuthSecret | CreateNetworkPolicy | CreatePod | DeletePod | DeleteJob
 
 
 @dataclass(frozen=True)
@@ -257,7 +262,7 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
     if not observed.network_policy_exists:
         actions += (CreateNetworkPolicy(),)
     if not observed.service_exists:
-        actions += (CreateService(),)
+        actions += (CreateRayAuthSecret(), CreateService())
     if not holds(Role.HEAD, 0):
         actions += (CreatePod(Role.HEAD, 0, observed.next_attempt(Role.HEAD, 0)),)
     actions += tuple(
