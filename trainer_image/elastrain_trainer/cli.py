@@ -1,0 +1,110 @@
+"""``elastrain train FILE.yaml``: run a TrainingJob's trainer section on a local Ray cluster of CPU pods."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from elastrain_trainer.manifest import load_manifest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elastrain", description="elastrain trainer tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train locally: one Ray node per simulated worker pod (CPU, gloo)")
+    train.add_argument("file", help="a TrainingJob manifest or a bare trainer config (YAML)")
+    train.add_argument("--pods", type=int, help="worker pods (replica groups); default: spec.replicas")
+    train.add_argument("--ranks-per-pod", type=int, help="processes per pod; default: spec.acceleratorsPerWorker")
+    train.add_argument("--kill-pod-at", type=int, action="append", default=[], help="remove a pod at this step")
+    train.add_argument("--add-pod-at", type=int, action="append", default=[], help="add a pod at this step")
+    train.add_argument("--checkpoint-dir", help="durable checkpoints here (default: spec.checkpoint.uri)")
+    train.add_argument("--checkpoint-interval", type=int, help="steps between checkpoints")
+    train.add_argument("--metrics-out", help="write per-step metrics and events as JSON here")
+    train.add_argument(
+        "--step-delay", type=float, default=0.0, help="slow every step down by this many seconds (to watch resizes)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return train(args)
+    return 2
+
+
+def _pick_victim(driver: Any, pods: list[str]) -> str:
+    """The newest pod, preferring one whose loss leaves another trained group alive."""
+    ready = [g.node_id for g in driver.groups.values() if g.ready and g.node_id in pods]
+    return ready[-1] if len(ready) >= 2 else pods[-1]
+
+
+def train(args: argparse.Namespace) -> int:
+    os.environ.setdefault("RUST_LOG", "warn")
+    from tqdm import tqdm
+
+    from elastrain_trainer.curve import render_loss_curve
+    from elastrain_trainer.driver import Driver, DriverOptions
+    from elastrain_trainer.localmode import LocalCluster
+    from elastrain_trainer.metrics import StepMetrics
+
+    job = load_manifest(args.file)
+    pods = args.pods or job.pods
+    ranks = args.ranks_per_pod or job.ranks_per_pod
+    options = DriverOptions(
+        checkpoint_dir=args.checkpoint_dir or job.checkpoint_dir,
+        checkpoint_interval=args.checkpoint_interval
+        if args.checkpoint_interval is not None
+        else job.checkpoint_interval,
+        checkpoint_keep=job.checkpoint_keep,
+        async_checkpoint=job.async_checkpoint,
+        step_delay=args.step_delay,
+    )
+    print(f"elastrain: {job.name}: {pods} pods x {ranks} ranks, {job.trainer.steps} steps", file=sys.stderr)
+    cluster = LocalCluster(pods=pods, ranks_per_pod=ranks)
+    kills, adds = sorted(args.kill_pod_at), sorted(args.add_pod_at)
+    bar = tqdm(total=job.trainer.steps, unit="step", dynamic_ncols=True)
+
+    def hook(driver: Driver, step: int) -> None:
+        while kills and step >= kills[0]:
+            kills.pop(0)
+            victim = _pick_victim(driver, cluster.pod_ids())
+            cluster.remove_pod(victim)
+            driver.event("pod_removed", node=victim)
+        while adds and step >= adds[0]:
+            adds.pop(0)
+            # Ray starts a node only from the main thread; the new raylet registers while training goes on.
+            started = time.monotonic()
+            node = cluster.add_pod(wait=False)
+            driver.event("pod_added", node=node, blocked_seconds=time.monotonic() - started)
+
+    def on_step(m: StepMetrics) -> None:
+        if m.committed:
+            bar.n = m.step
+            bar.set_postfix(loss=f"{m.loss:.4f}", tok_s=f"{m.tokens_per_second:.0f}", groups=m.groups)
+            bar.refresh()
+
+    driver = Driver(job.trainer, options)
+    try:
+        result = driver.run(hook=hook, on_step=on_step)
+    finally:
+        bar.close()
+        driver.shutdown()
+        cluster.shutdown()
+    print(render_loss_curve(result.metrics))
+    if args.metrics_out:
+        Path(args.metrics_out).write_text(
+            json.dumps({"metrics": [m.to_dict() for m in result.metrics], "events": result.events}, default=str)
+        )
+    audit = result.ledger.audit(0)
+    print(
+        f"finished: step {result.step}/{job.trainer.steps}, epoch 0 trained {audit.trained}/{audit.num_samples} "
+        f"samples, duplicated {audit.duplicated}"
+    )
+    return 0 if result.step >= job.trainer.steps else 1

@@ -1,0 +1,6 @@
+"""The driver: starts one replica group per worker node, runs the steps, owns the shard ledger."""
+
+from elastrain_trainer.driver.loop import Driver, DriverOptions, RunResult
+from elastrain_trainer.driver.pods import RayNodePods
+
+__all__ = ["Driver", "DriverOptions", "RayNodePods", "RunResult"]

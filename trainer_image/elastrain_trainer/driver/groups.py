@@ -1,0 +1,63 @@
+"""Start, track and stop one replica group: G rank actors kept together on one Ray node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from elastrain_trainer.group import GroupAddress, RankWorker
+
+
+@dataclass
+class GroupHandle:
+    """A replica group the driver started; ``setup_refs`` resolve when its ranks are ready."""
+
+    group_id: str
+    node_id: str
+    actors: list[Any]
+    setup_refs: list[Any]
+    started_at: float
+    ready: bool = False
+    step_at_ready: int = 0
+    quorum_refs: list[Any] | None = None
+    info: dict[str, float] = field(default_factory=dict)
+
+    def kill(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+
+
+def start_group(
+    *,
+    group_id: str,
+    node_id: str,
+    node_ip: str,
+    ranks: int,
+    cfg_json: str,
+    lighthouse: str,
+    resume_step: int | None,
+    worker_kwargs: dict[str, Any],
+    started_at: float,
+) -> GroupHandle:
+    """Create the group's rank actors on ``node_id`` and start their set-up (not waited for)."""
+    strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+    address = GroupAddress(group_id=group_id, store_host=node_ip, store_port=0, lighthouse=lighthouse, world_size=ranks)
+    actor_cls = ray.remote(RankWorker)
+    actors = [
+        actor_cls.options(
+            num_cpus=0,
+            resources={"elastrain_worker": 1},
+            scheduling_strategy=strategy,
+            max_restarts=0,
+            name=f"{group_id}-rank{rank}",
+            runtime_env={"env_vars": {"RUST_LOG": "warn"}},
+        ).remote(cfg_json, address, rank, advertise_host=node_ip, **worker_kwargs)
+        for rank in range(ranks)
+    ]
+    # Rank 0 reserves its store port; Ray hands the result to every rank's set-up without a wait here.
+    port_ref = actors[0].reserve_port.remote()  # type: ignore[attr-defined]
+    setup_refs = [actor.setup.remote(resume_step, port_ref) for actor in actors]  # type: ignore[attr-defined]
+    return GroupHandle(group_id=group_id, node_id=node_id, actors=actors, setup_refs=setup_refs, started_at=started_at)

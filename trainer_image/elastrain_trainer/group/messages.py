@@ -1,0 +1,65 @@
+"""Values passed between the driver and the ranks of a replica group (picklable, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elastrain_trainer.ledger import Piece
+
+
+@dataclass(frozen=True)
+class GroupAddress:
+    """Where a group's ranks rendezvous (rank 0 hosts the TCP store) and the lighthouse is."""
+
+    group_id: str
+    store_host: str
+    store_port: int
+    lighthouse: str
+    world_size: int
+
+
+@dataclass(frozen=True)
+class QuorumInfo:
+    """What one rank learned from the step's quorum."""
+
+    group_id: str
+    rank: int
+    quorum_id: int
+    participants: int
+    replica_rank: int | None
+    step: int
+    healed: bool
+    heal_seconds: float
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One group's work for one step: its samples, gradient weight, and the quorum it must match."""
+
+    step: int
+    pieces: list[Piece]
+    weight: float
+    participants: int
+    checkpoint: bool = False
+    ledger_state: dict[str, object] | None = None
+    delay_seconds: float = 0.0
+    """Artificial slowdown per step (benchmarks and load-balance tests)."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One rank's report of a step."""
+
+    group_id: str
+    rank: int
+    step: int
+    committed: bool
+    loss_sum: float
+    tokens: int
+    samples: int
+    compute_seconds: float
+    comm_seconds: float
+    step_seconds: float
+    participants: int
+    checkpoint_saved: int | None = None
+    extra: dict[str, float] = field(default_factory=dict)
