@@ -28,8 +28,7 @@ STAGES = ("build_cached", "up", "nodes", "pod", "notready", "evicted")
 
 
 def _get(cluster: LocalCluster, *args: str) -> dict[str, Any] | None:
-    proc = cluster.kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    return cluster.get_json(*args)
 
 
 def one_run(index: int) -> dict[str, float]:

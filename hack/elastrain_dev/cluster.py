@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from elastrain_dev import processes
 from elastrain_dev.certs import CertPair, ClusterCerts, generate_certs
@@ -240,6 +241,16 @@ class LocalCluster:
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc
+
+    def get_json(self, *args: str) -> dict[str, Any] | None:
+        """``kubectl get ARGS -o json`` as a dict; None when the object does not exist (any other error raises)."""
+        proc = self.kubectl("get", *args, "-o", "json", check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr:
+                return None
+            raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
 
     def env(self) -> dict[str, str]:
         """Environment for a client process: KUBECONFIG and the binaries on PATH."""

@@ -54,13 +54,7 @@ class JobDriver:
         return self.cluster.kubectl(*args, "-n", self.namespace, input=input, check=check)
 
     def get(self) -> dict[str, Any] | None:
-        proc = self.kubectl("get", "tj", self.name, "-o", "json", check=False)
-        if proc.returncode != 0:
-            if "NotFound" in proc.stderr:
-                return None
-            raise AssertionError(f"kubectl get tj {self.name} failed: {proc.stderr}")
-        result: dict[str, Any] = json.loads(proc.stdout)
-        return result
+        return self.cluster.get_json("tj", self.name, "-n", self.namespace)
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = (self.get() or {}).get("status") or {}

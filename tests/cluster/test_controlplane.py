@@ -19,13 +19,7 @@ from elastrain_dev.wait import until
 
 
 def _get(cluster: LocalCluster, *args: str) -> dict[str, Any] | None:
-    proc = cluster.kubectl("get", *args, "-o", "json", check=False)
-    if proc.returncode != 0:
-        if "NotFound" in proc.stderr:
-            return None
-        raise AssertionError(f"kubectl get {' '.join(args)} failed: {proc.stderr}")
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
+    return cluster.get_json(*args)
 
 
 def _pod(name: str, *, gpus: int, node: str | None = None) -> dict[str, Any]:

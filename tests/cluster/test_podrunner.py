@@ -54,8 +54,7 @@ def _create(cluster: LocalCluster, namespace: str, pod: dict[str, Any]) -> None:
 
 
 def _get(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any] | None:
-    proc = cluster.kubectl("get", "pod", name, "-n", namespace, "-o", "json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    return cluster.get_json("pod", name, "-n", namespace)
 
 
 def test_runs_the_command_with_the_pod_env_and_reports_the_exit_code(
