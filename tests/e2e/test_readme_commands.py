@@ -82,3 +82,17 @@ def test_make_bench_prints_a_table_writes_json_and_ends_with_a_summary() -> None
     result = json.loads((REPO_ROOT / "benchmarks" / "results" / "cluster_startup.json").read_text())
     assert result["stats"]["notready"]["median"] > 0
     assert result["stats"]["evicted"]["median"] > 0
+
+
+def test_make_lint_and_make_crds_leave_the_tree_clean() -> None:
+    env = dict(os.environ)
+    _make("lint", env=env)
+    generated = ["crds", "helm/elastrain/templates/crds", "helm/elastrain/README.md", "docs/api-reference.md"]
+    before = subprocess.run(
+        ["git", "status", "--porcelain", "--", *generated], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    _make("crds", env=env)
+    after = subprocess.run(
+        ["git", "status", "--porcelain", "--", *generated], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert after == before, f"make crds changed generated files; commit what it writes:\n{after}"
