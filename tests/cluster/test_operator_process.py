@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -29,15 +28,22 @@ def test_entry_point_takes_the_lease_and_runs_jobs(idle_job: JobDriver, namespac
     }
     log = (tmp_path / "operator.log").open("w")
     proc = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
-    standby_port = free_port()
-    standby = subprocess.Popen(
-        [exe], env={**env, "ELASTRAIN_LIVENESS_PORT": str(standby_port)}, stdout=log, stderr=subprocess.STDOUT
-    )
+    standby: subprocess.Popen[bytes] | None = None
     try:
+
+        def holder() -> str | None:
+            lease = idle_job.cluster.get_json("lease", "elastrain-operator", "-n", idle_job.namespace)
+            return str(lease["spec"].get("holderIdentity")) if lease else None
+
+        # The first replica takes the Lease; only then does a second one start, and it must stand by.
+        assert until(holder, what="the Lease taken", timeout=60).endswith(f"-{proc.pid}")
+        standby_port = free_port()
+        standby = subprocess.Popen(
+            [exe], env={**env, "ELASTRAIN_LIVENESS_PORT": str(standby_port)}, stdout=log, stderr=subprocess.STDOUT
+        )
         idle_job.create()
         idle_job.wait_phase("Running", timeout=90)
-        lease = json.loads(idle_job.kubectl("get", "lease", "elastrain-operator", "-o", "json").stdout)
-        assert lease["spec"]["holderIdentity"].endswith(f"-{proc.pid}")
+        assert (holder() or "").endswith(f"-{proc.pid}")
         # The second replica stands by, and is alive as far as its liveness probe can tell.
         assert standby.poll() is None
 
@@ -51,8 +57,9 @@ def test_entry_point_takes_the_lease_and_runs_jobs(idle_job: JobDriver, namespac
         assert until(healthz, what="the standby's /healthz", timeout=30) == 200
     finally:
         for process in (standby, proc):
-            process.terminate()
-            process.wait(timeout=30)
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         log.close()
     assert proc.returncode is not None
     until(
