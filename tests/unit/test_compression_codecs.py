@@ -1,7 +1,11 @@
 """Codec building blocks without a process group: quantisation, top-k selection, PowerSGD shapes,
-the dynamic policy's decisions, and how codecs act on them."""
+the dynamic policy's decisions, and how codecs act on them; and the codec in torchft's path
+(:class:`ManagedCodecReduce`) against a fake Manager whose process group echoes this rank's payload."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 import pytest
 import torch
@@ -23,8 +27,10 @@ from elastrain_trainer.compression import (
     quantize_blocks,
     select_topk,
 )
+from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.config.compression import Codec as CodecName
 from elastrain_trainer.config.compression import CompressionConfig, DynamicCompressionConfig
+from elastrain_trainer.group import ManagedCodecReduce, compressed_allreduce, plain_allreduce, select_reduce
 
 
 def test_int8_blocks_round_trip_within_half_a_step_per_block() -> None:
@@ -172,3 +178,167 @@ def test_without_dynamic_policy_strength_never_changes() -> None:
     assert codec.ratio == 0.04
     assert codec.measurements.history == []
     assert codec.step == 20
+
+
+# --- the codec in torchft's path -----------------------------------------------------------------
+
+
+class EchoGroup:
+    """A torchft process group of ``size`` groups that all sent what this one sent (no processes)."""
+
+    def __init__(self, size: int, *, failure: Exception | None = None) -> None:
+        self._size = size
+        self.failure = failure
+        self.collectives = 0
+
+    def size(self) -> int:
+        return self._size
+
+    def allgather(self, outputs: list[list[torch.Tensor]], inputs: list[torch.Tensor], opts: object) -> None:
+        self.collectives += 1
+        if self.failure is not None:
+            raise self.failure
+        for out in outputs[0]:
+            out.copy_(inputs[0])
+
+    def allreduce(self, tensors: list[torch.Tensor], opts: object) -> None:
+        self.collectives += 1
+        if self.failure is not None:
+            raise self.failure
+        tensors[0].mul_(self._size)
+
+
+class DoneWork:
+    def wait(self) -> bool:
+        return True
+
+
+class FakeManager:
+    """The parts of torchft's Manager a cross-group reduction uses."""
+
+    def __init__(self, *, participants: int = 2, members: int = 2, participating: bool = True) -> None:
+        self._pg = EchoGroup(members)
+        self._quorum_id = 1
+        self.participants = participants
+        self.participating = participating
+        self.step = 0
+        self.errors: list[Exception] = []
+        self.allreduced: list[bool] = []
+
+    def errored(self) -> Exception | None:
+        return self.errors[0] if self.errors else None
+
+    def wait_quorum(self) -> None:
+        pass
+
+    def num_participants(self) -> int:
+        return self.participants
+
+    def is_participating(self) -> bool:
+        return self.participating
+
+    def current_step(self) -> int:
+        return self.step
+
+    def report_error(self, error: Exception) -> None:
+        self.errors.append(error)
+
+    def allreduce(self, tensor: torch.Tensor, should_quantize: bool = False) -> DoneWork:
+        self.allreduced.append(should_quantize)
+        return DoneWork()
+
+
+def _gradient() -> torch.Tensor:
+    return torch.randn(8, 32, generator=torch.Generator().manual_seed(3))
+
+
+def test_managed_bf16_is_the_bf16_mean_and_counts_its_bytes() -> None:
+    manager = FakeManager()
+    reduce = ManagedCodecReduce(manager, build_codec(CompressionConfig(codec="bf16")))
+    tensor = _gradient()
+    reduce(tensor)
+    assert torch.equal(tensor, _gradient().to(torch.bfloat16).float())
+    assert manager.allreduced == [] and manager.errors == []
+    traffic = reduce.end_step(step_seconds=1.0)
+    assert traffic["compression_bytes_uncompressed"] == allreduce_wire_bytes(8 * 32 * 4, 2)
+    assert traffic["compression_bytes_sent"] == allgather_wire_bytes(8 * 32 * 2, 2)
+    assert reduce.end_step(step_seconds=1.0)["compression_bytes_sent"] == 0  # per step, not a running total
+
+
+def test_managed_codec_falls_back_to_torchfts_average_when_a_member_does_not_participate() -> None:
+    manager = FakeManager(participants=1, members=2)
+    reduce = ManagedCodecReduce(manager, build_codec(CompressionConfig(codec="topk", topk_ratio=0.1)))
+    tensor = _gradient()
+    reduce(tensor)
+    assert manager.allreduced == [False]  # never torchft's quantized path
+    assert manager._pg.collectives == 0 and reduce.codec.residual_count == 0
+    assert reduce.end_step(step_seconds=1.0)["compression_fallbacks"] == 1
+
+
+def test_an_error_in_the_collective_reaches_the_manager_and_skips_the_rest_of_the_step() -> None:
+    manager = FakeManager()
+    failure = RuntimeError("connection closed by peer")
+    manager._pg.failure = failure
+    reduce = ManagedCodecReduce(manager, build_codec(CompressionConfig(codec="int8_block", block_size=64)))
+    tensor = _gradient()
+    reduce(tensor)
+    assert manager.errors == [failure]
+    assert torch.count_nonzero(tensor) == 0
+    untouched = _gradient()
+    reduce(untouched)  # like manager.allreduce after an error: a no-op, no collective
+    assert manager._pg.collectives == 1 and torch.equal(untouched, _gradient())
+
+
+def test_a_quorum_change_drops_error_feedback_state() -> None:
+    manager = FakeManager()
+    cfg = CompressionConfig(codec="topk", topk_ratio=0.1)
+    reduce = ManagedCodecReduce(manager, build_codec(cfg))
+    for _ in range(2):
+        reduce.for_unit("unit", None)(_gradient())
+        reduce.end_step(step_seconds=1.0)
+    manager._quorum_id = 2
+    tensor = _gradient()
+    reduce.for_unit("unit", None)(tensor)
+    fresh = _gradient()
+    build_codec(cfg).allreduce_mean(fresh, manager._pg, key="unit")  # type: ignore[arg-type]
+    assert reduce.resets == 1
+    assert torch.equal(tensor, fresh)
+
+
+def test_a_non_participant_contributes_exact_zeros_even_with_a_residual() -> None:
+    manager = FakeManager()
+    reduce = ManagedCodecReduce(manager, build_codec(CompressionConfig(codec="topk", topk_ratio=0.1)))
+    reduce.for_unit("unit", None)(_gradient())
+    assert reduce.codec.residual_count == 1
+    manager.participating = False
+    tensor = _gradient()
+    reduce.for_unit("unit", None)(tensor)
+    assert torch.count_nonzero(tensor) == 0
+
+
+def test_start_step_counts_the_managers_committed_steps() -> None:
+    """A group that healed into step 7 compresses like its peers, though its codec saw no step yet."""
+    manager = FakeManager()
+    reduce = ManagedCodecReduce(manager, build_codec(CompressionConfig(codec="bf16", start_step=5)))
+    manager.step = 4
+    reduce(_gradient())
+    exact = reduce.end_step(step_seconds=1.0)
+    manager.step = 7
+    reduce(_gradient())
+    compressed = reduce.end_step(step_seconds=1.0)
+    assert exact["compression_bytes_sent"] == exact["compression_bytes_uncompressed"]
+    assert compressed["compression_bytes_sent"] == compressed["compression_bytes_uncompressed"] / 2
+
+
+def _trainer_config(compression: dict[str, Any]) -> TrainerConfig:
+    return TrainerConfig.model_validate({"compression": compression})
+
+
+def test_the_config_selects_the_reduction(caplog: pytest.LogCaptureFixture) -> None:
+    assert select_reduce(_trainer_config({})) is plain_allreduce
+    assert select_reduce(_trainer_config({"codec": "int8_block"})) is compressed_allreduce
+    dynamic = _trainer_config({"codec": "topk", "dynamic": {"enabled": True}})
+    with caplog.at_level(logging.WARNING):
+        reduce = compressed_allreduce(FakeManager(), dynamic)
+    assert isinstance(reduce.codec, TopKCodec) and reduce.codec.dynamic is None
+    assert "compression.dynamic is not applied across replica groups" in caplog.text

@@ -3,21 +3,27 @@
 A :data:`ReduceFactory` receives the group's torchft ``Manager`` and the trainer config and returns
 the reduction FSDP2 calls from ``set_all_reduce_hook``: it takes the group's reduced gradient shard
 and must leave the average over the participating groups in it, returning a work object to wait
-on (or None once done). The default is torchft's plain fault-tolerant average; compression codecs
-wrap ``manager.allreduce`` the same way.
+on (or None once done). :func:`select_reduce` picks one from ``compression.codec``: torchft's plain
+fault-tolerant average for ``none``, otherwise the codec on torchft's process group
+(:class:`~elastrain_trainer.group.codec_reduce.ManagedCodecReduce`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.compression import build_codec
+from elastrain_trainer.config import DynamicCompressionConfig, TrainerConfig
+from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.parallel import ReduceHook
 
 ReduceFactory = Callable[[Any, TrainerConfig], ReduceHook]
+
+logger = logging.getLogger(__name__)
 
 
 def plain_allreduce(manager: Any, cfg: TrainerConfig) -> ReduceHook:
@@ -27,3 +33,25 @@ def plain_allreduce(manager: Any, cfg: TrainerConfig) -> ReduceHook:
         return manager.allreduce(tensor, should_quantize=False)
 
     return reduce
+
+
+def compressed_allreduce(manager: Any, cfg: TrainerConfig) -> ManagedCodecReduce:
+    """Average over participating groups with the codec ``cfg.compression`` names, on torchft's process group.
+
+    The dynamic policy is not applied across groups: each group measures its own bandwidth and
+    would choose its own strength, and groups with different strengths cannot exchange payloads.
+    """
+    compression = cfg.compression
+    if compression.dynamic.enabled:
+        logger.warning(
+            "compression.dynamic is not applied across replica groups yet; training continues at the "
+            "configured strength (codec %s). Set compression.dynamic.enabled: false to silence this.",
+            compression.codec,
+        )
+        compression = compression.model_copy(update={"dynamic": DynamicCompressionConfig()})
+    return ManagedCodecReduce(manager, build_codec(compression))
+
+
+def select_reduce(cfg: TrainerConfig) -> ReduceFactory:
+    """The reduction ``cfg.compression`` asks for: :func:`plain_allreduce` when the codec is ``none``."""
+    return plain_allreduce if cfg.compression.codec == "none" else compressed_allreduce

@@ -1,0 +1,248 @@
+"""Gradient compression in the real cross-pod path: 2 replica groups x 2 ranks, torchft across them.
+
+Four spawned processes run the trainer's own :class:`RankWorker` (FSDP2 over gloo inside a group,
+a real torchft Lighthouse and Managers across groups), without Ray: each case gets its own
+lighthouse, and every process trains STEPS steps of the same tiny GPT on disjoint halves of each
+step's batch, then reports its step results, evaluation losses and parameter/optimizer shards.
+The assertions run here:
+
+- with codec none, bf16 and PowerSGD every step commits in both groups, the loss falls, and the
+  two groups end with bit-identical parameters and optimizer state;
+- bf16 stays within UPDATE_RTOL of the plain torchft average's training update, and is not
+  bit-identical to it (the codec really was on the path);
+- the codecs count fp32-equivalent traffic of exactly every FSDP unit's shard per step, and send
+  half of it (bf16) or less (PowerSGD); the plain path reports no codec traffic;
+- an exception inside the codec on one rank of one group reaches torchft: that group does not
+  commit the step, the other does, and the next quorum heals the lagging group back to identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import socket
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from tests.trainer.helpers import assert_bit_identical, full_parameters, tiny_config
+from torch.multiprocessing.spawn import spawn
+
+from elastrain_trainer.compression import CastCodec
+from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.group import FaultTimeouts, GroupAddress, ManagedCodecReduce, RankWorker, StepPlan
+from elastrain_trainer.ledger import Piece
+from elastrain_trainer.models import build_model
+
+GROUPS, RANKS = 2, 2
+STEPS = 8
+GROUP_BATCH = 4  # samples per group per step; 8 steps x 8 samples = the 64 samples of one epoch
+SAMPLES = 64
+FAULT_STEP = 3
+#: bf16 rounds each group's gradient entries to 8 significant bits before the average. Adam turns
+#: the error of entries where the groups' gradients cancel into whole-lr updates, so the bound is
+#: on the whole training update: ||bf16 - plain|| <= UPDATE_RTOL * ||plain - initial|| (measured 0.012).
+UPDATE_RTOL = 0.05
+#: Epoch loss after training relative to before it (measured: plain and bf16 0.89, PowerSGD 0.92).
+LOSS_DROP = 0.95
+
+CASES: dict[str, dict[str, Any]] = {
+    "none": {},
+    "bf16": {"codec": "bf16"},
+    "powersgd": {"codec": "powersgd", "powersgdRank": 2},
+    "bf16_fault": {"codec": "bf16"},
+}
+HEALTHY = ("none", "bf16", "powersgd")
+
+
+def _config(case: str) -> TrainerConfig:
+    return tiny_config(
+        steps=STEPS, globalBatchSize=GROUPS * GROUP_BATCH, optimizer={"lr": 0.01}, compression=CASES[case]
+    )
+
+
+class FaultyCast(CastCodec):
+    """bf16, but raises once, after the collectives of the last unit reduced in step FAULT_STEP."""
+
+    def _reduce(
+        self,
+        tensor: torch.Tensor,
+        group: dist.ProcessGroup | None,
+        *,
+        key: Hashable,
+        world: int,
+        segments: Sequence[tuple[int, int]] | None = None,
+    ) -> int:
+        sent = super()._reduce(tensor, group, key=key, world=world, segments=segments)
+        # The root unit (embedding, final norm) is reduced last in backward: its peers are not left waiting.
+        if self.step == FAULT_STEP and key == ("fsdp", 0):
+            raise RuntimeError("injected codec failure")
+        return sent
+
+
+def faulty_reduce(manager: Any, cfg: TrainerConfig) -> ManagedCodecReduce:
+    return ManagedCodecReduce(manager, FaultyCast(torch.bfloat16))
+
+
+def _pieces(step: int, group: int) -> list[Piece]:
+    start = (step * GROUPS + group) * GROUP_BATCH % SAMPLES
+    return [Piece(epoch=0, start=start, stop=start + GROUP_BATCH)]
+
+
+def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, Any]:
+    group, rank = divmod(index, RANKS)
+    address = GroupAddress(
+        group_id=f"group{group + 1}", store_host="127.0.0.1", store_port=port, lighthouse=lighthouse, world_size=RANKS
+    )
+    worker = RankWorker(
+        _config(case).model_dump_json(),
+        address,
+        rank,
+        timeouts=FaultTimeouts(collective_seconds=30, quorum_seconds=120, connect_seconds=30),
+        reduce_factory=faulty_reduce if case == "bf16_fault" and group == 1 and rank == 0 else None,
+    )
+    worker.setup()
+    initial = {name: t.clone() for name, t in worker.state_fingerprint()["model"].items()}
+    before = worker.evaluate(0, SAMPLES)
+    infos, results = [], []
+    for _ in range(STEPS):
+        info = worker.quorum()
+        plan = StepPlan(step=info.step, pieces=_pieces(info.step, group), weight=1.0, participants=GROUPS)
+        infos.append(dataclasses.asdict(info))
+        results.append(dataclasses.asdict(worker.train(plan)))
+    after = worker.evaluate(0, SAMPLES)
+    return {
+        "infos": infos,
+        "results": results,
+        "before": before,
+        "after": after,
+        "initial": initial,
+        "final": worker.state_fingerprint(),
+        "worker": worker,
+    }
+
+
+def _process(index: int, lighthouses: dict[str, str], ports: dict[str, list[int]], barrier: Any, out: str) -> None:
+    torch.set_num_threads(1)
+    report: dict[str, Any] = {}
+    for case in CASES:
+        barrier.wait()
+        run = _run_case(case, index, lighthouses[case], ports[case][index // RANKS])
+        # Leave together: a group tearing its process groups down while a peer still talks to it aborts the peer.
+        barrier.wait()
+        run.pop("worker").shutdown()
+        report[case] = run
+    torch.save(report, Path(out) / f"process{index}.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """Per case, the report of each process (group g rank r is process g * RANKS + r)."""
+    from torchft.coordination import LighthouseServer
+
+    out = tmp_path_factory.mktemp("compression_torchft")
+    servers = {
+        case: LighthouseServer(
+            bind="[::]:0", min_replicas=GROUPS, join_timeout_ms=1000, quorum_tick_ms=20, heartbeat_timeout_ms=2000
+        )
+        for case in CASES
+    }
+    try:
+        lighthouses = {case: f"http://127.0.0.1:{str(s.address()).rsplit(':', 1)[1]}" for case, s in servers.items()}
+        ports = {case: [_free_port() for _ in range(GROUPS)] for case in CASES}
+        barrier = mp.get_context("spawn").Barrier(GROUPS * RANKS)
+        spawn(_process, args=(lighthouses, ports, barrier, str(out)), nprocs=GROUPS * RANKS)  # type: ignore[no-untyped-call]
+    finally:
+        for server in servers.values():
+            server.shutdown()
+    reports = [torch.load(out / f"process{i}.pt", weights_only=False) for i in range(GROUPS * RANKS)]
+    return {case: [report[case] for report in reports] for case in CASES}
+
+
+def _group(processes: list[dict[str, Any]], group: int) -> list[dict[str, Any]]:
+    return processes[group * RANKS : (group + 1) * RANKS]
+
+
+def _eval_loss(processes: list[dict[str, Any]], group: int, when: str) -> float:
+    parts = [p[when] for p in _group(processes, group)]
+    return sum(float(s) for s, _ in parts) / sum(int(t) for _, t in parts)
+
+
+def _unit_shard_bytes(cfg: TrainerConfig) -> int:
+    """fp32 bytes of one rank's reduce-scatter outputs per step: each parameter's padded dim-0 shard."""
+    model = build_model(cfg.model, seed=cfg.seed)
+    return sum(math.ceil(p.shape[0] / RANKS) * math.prod(p.shape[1:]) * 4 for p in model.parameters())
+
+
+@pytest.mark.parametrize("case", HEALTHY)
+def test_every_step_commits_in_both_groups(runs: dict[str, list[dict[str, Any]]], case: str) -> None:
+    for process in runs[case]:
+        assert [r["committed"] for r in process["results"]] == [True] * STEPS
+        assert [r["step"] for r in process["results"]] == list(range(1, STEPS + 1))
+        assert {r["participants"] for r in process["results"]} == {GROUPS}
+
+
+@pytest.mark.parametrize("case", HEALTHY)
+def test_loss_falls(runs: dict[str, list[dict[str, Any]]], case: str) -> None:
+    for group in range(GROUPS):
+        before, after = _eval_loss(runs[case], group, "before"), _eval_loss(runs[case], group, "after")
+        assert after < LOSS_DROP * before, f"group {group}: epoch loss {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("case", [*HEALTHY, "bf16_fault"])
+def test_groups_end_bit_identical(runs: dict[str, list[dict[str, Any]]], case: str) -> None:
+    first, second = (_group(runs[case], g) for g in range(GROUPS))
+    assert_bit_identical([p["final"] for p in first], [p["final"] for p in second])
+
+
+def test_bf16_stays_close_to_the_plain_average(runs: dict[str, list[dict[str, Any]]]) -> None:
+    def flat(case: str, key: str = "final") -> torch.Tensor:
+        ranks = [p[key] if key == "final" else {"model": p[key]} for p in _group(runs[case], 0)]
+        return torch.cat([t.flatten() for t in full_parameters(ranks).values()])
+
+    plain, bf16, initial = flat("none"), flat("bf16"), flat("none", "initial")
+    update = float((plain - initial).norm())
+    distance = float((bf16 - plain).norm())
+    assert update > 1.0, f"training barely moved the parameters (||update|| {update:.3g})"
+    assert 0 < distance <= UPDATE_RTOL * update, f"||bf16 - plain|| {distance:.3g}, ||plain update|| {update:.3g}"
+    loss_plain, loss_bf16 = _eval_loss(runs["none"], 0, "after"), _eval_loss(runs["bf16"], 0, "after")
+    assert loss_bf16 == pytest.approx(loss_plain, rel=1e-3)
+
+
+def test_codecs_send_fewer_bytes_than_the_fp32_average(runs: dict[str, list[dict[str, Any]]]) -> None:
+    expected = _unit_shard_bytes(_config("bf16"))  # ring all-reduce over 2 groups sends B bytes of B
+    for process in runs["none"]:
+        assert all(r["extra"] == {} for r in process["results"])
+    ratios: dict[str, float] = {}
+    for case in ("bf16", "powersgd"):
+        for process in runs[case]:
+            steps = [r["extra"] for r in process["results"]]
+            assert [s["compression_bytes_uncompressed"] for s in steps] == [expected] * STEPS
+            assert {s["compression_resets"] for s in steps} == {0.0}
+            assert {s["compression_fallbacks"] for s in steps} == {0.0}
+            ratios[case] = sum(s["compression_bytes_sent"] for s in steps) / (expected * STEPS)
+    assert ratios["bf16"] == pytest.approx(0.5, rel=1e-3)
+    assert ratios["powersgd"] < 0.5, ratios
+
+
+def test_an_error_in_the_codec_skips_the_step_and_the_group_heals(runs: dict[str, list[dict[str, Any]]]) -> None:
+    healthy, faulty = (_group(runs["bf16_fault"], g) for g in range(GROUPS))
+    for process in healthy:
+        assert [r["committed"] for r in process["results"]] == [True] * STEPS
+        assert not any(i["healed"] for i in process["infos"])
+    for process in faulty:
+        committed = [r["committed"] for r in process["results"]]
+        assert committed == [i != FAULT_STEP for i in range(STEPS)], committed
+        assert [i["healed"] for i in process["infos"]] == [i == FAULT_STEP + 1 for i in range(STEPS)]
+    for process in runs["bf16_fault"]:
+        assert process["results"][-1]["step"] == STEPS

@@ -1,0 +1,86 @@
+"""Durable checkpoints written by one rank: start a (possibly asynchronous) save, mark it latest when done.
+
+A save writes this rank's shards (and, on rank 0, the driver's record); it becomes the "latest"
+checkpoint only once every rank of the group has finished writing, agreed over the group.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from elastrain_trainer.checkpoint import CheckpointStore, DriverRecord, TrainState, save_train_state
+from elastrain_trainer.group.messages import StepPlan
+
+
+class CheckpointWriter:
+    """Saves of one rank into ``store``; at most one asynchronous save is in flight."""
+
+    def __init__(
+        self,
+        store: CheckpointStore | None,
+        *,
+        rank: int,
+        async_save: bool,
+        train_state: TrainState,
+        manager: Any,
+        process_group: dist.ProcessGroup,
+    ) -> None:
+        self.store = store
+        self.rank = rank
+        self.async_save = async_save
+        self.train_state = train_state
+        self.manager = manager
+        self.process_group = process_group
+        self._pending: tuple[int, Future[Any]] | None = None
+
+    def start(self, plan: StepPlan) -> None:
+        """Save the state at the manager's current step (after finishing any earlier save)."""
+        assert self.store is not None, "checkpointing needs a checkpoint directory"
+        self.finish(block=True)
+        step = int(self.manager.current_step())
+        if self.rank == 0 and plan.ledger_state is not None:
+            self.store.write_record(
+                DriverRecord(
+                    step=step,
+                    ledger=dict(plan.ledger_state),
+                    batches_committed=int(self.manager.batches_committed()),
+                )
+            )
+        future = save_train_state(
+            self.train_state,
+            self.store.step_dir(step),
+            step=step,
+            manager_state=self.manager.state_dict(),
+            process_group=self.process_group,
+            use_async=self.async_save,
+        )
+        if future is None:
+            self._mark(step)
+        else:
+            self._pending = (step, future)
+
+    def finish(self, *, block: bool) -> int | None:
+        """Mark a finished asynchronous save as latest; returns its step once it is marked."""
+        if self._pending is None:
+            return None
+        step, future = self._pending
+        if not block:
+            # All ranks must agree before the barrier in _mark: the minimum of "my part is written".
+            done = torch.tensor([1 if future.done() else 0])
+            dist.all_reduce(done, op=dist.ReduceOp.MIN)
+            if not int(done.item()):
+                return None
+        future.result()
+        self._pending = None
+        return self._mark(step)
+
+    def _mark(self, step: int) -> int:
+        # Every rank's part is written when its own future is done; rank 0 also wrote the metadata.
+        dist.barrier()
+        if self.rank == 0 and self.store is not None:
+            self.store.mark_latest(step)
+        return step
