@@ -1,6 +1,16 @@
 """Durable checkpoints: torch.distributed.checkpoint (DCP), resharding on load, atomic latest marker."""
 
 from elastrain_trainer.checkpoint.dcp import TrainState, load_train_state, save_train_state
-from elastrain_trainer.checkpoint.store import CheckpointStore, DriverRecord
+from elastrain_trainer.checkpoint.integrity import CheckpointCorruptError
+from elastrain_trainer.checkpoint.store import CheckpointChoice, CheckpointStore, DriverRecord, SkippedCheckpoint
 
-__all__ = ["CheckpointStore", "DriverRecord", "TrainState", "load_train_state", "save_train_state"]
+__all__ = [
+    "CheckpointChoice",
+    "CheckpointCorruptError",
+    "CheckpointStore",
+    "DriverRecord",
+    "SkippedCheckpoint",
+    "TrainState",
+    "load_train_state",
+    "save_train_state",
+]

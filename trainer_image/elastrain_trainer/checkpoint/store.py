@@ -1,15 +1,19 @@
 """Where checkpoints live and which one counts: ``step-NNNNNNNNN/`` directories and a ``latest`` marker.
 
-A checkpoint directory holds the DCP files (written by every rank of the saving group) and
-``driver.json`` (the driver's part: step, shard ledger). The ``latest`` marker is replaced
-atomically (write, fsync, rename) only after the DCP save finished, so a crash mid-save leaves the
-previous checkpoint current. Loading takes the newest readable checkpoint and falls back to older
-ones when the newest is unreadable. Only the last ``keep`` checkpoints are kept.
+A checkpoint directory holds the DCP files (written by every rank of the saving group),
+``driver.json`` (the driver's part: step, shard ledger) and ``manifest.json`` (every file's size
+and CRC-32, see :mod:`~elastrain_trainer.checkpoint.integrity`). The manifest and then the
+``latest`` marker are replaced atomically (write, fsync, rename) only after the DCP save finished,
+so a crash mid-save leaves the previous checkpoint current. Loading takes the newest readable
+checkpoint and falls back to older ones when the newest is unreadable (missing, truncated or
+corrupted files, unreadable DCP metadata); every checkpoint skipped is returned with its reason
+and logged as a warning. Only the last ``keep`` checkpoints are kept.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,6 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from torch.distributed.checkpoint.filesystem import FileSystemReader
+
+from elastrain_trainer.checkpoint.integrity import (
+    MANIFEST,
+    CheckpointCorruptError,
+    build_manifest,
+    has_manifest,
+    verify_manifest,
+)
+
+log = logging.getLogger(__name__)
 
 LATEST = "latest"
 DRIVER_RECORD = "driver.json"
@@ -33,10 +47,28 @@ class DriverRecord:
     batches_committed: int = 0
 
 
+@dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A checkpoint passed over while looking for one to resume from, and why."""
+
+    step: int
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """The checkpoint to resume from (None: there is none) and the newer ones skipped, newest first."""
+
+    record: DriverRecord | None
+    skipped: tuple[SkippedCheckpoint, ...] = ()
+
+
 class CheckpointStore:
     def __init__(self, root: str | Path, *, keep: int = DEFAULT_KEEP) -> None:
         self.root = Path(root)
         self.keep = keep
+        self._warned: set[tuple[int, str]] = set()
 
     def step_dir(self, step: int) -> Path:
         return self.root / f"step-{step:09d}"
@@ -47,7 +79,12 @@ class CheckpointStore:
         _atomic_write(path / DRIVER_RECORD, json.dumps(record.__dict__))
 
     def mark_latest(self, step: int) -> None:
-        """Make ``step`` the latest checkpoint (after its DCP save finished), then prune old ones."""
+        """Make ``step`` the latest checkpoint (after its DCP save finished), then prune old ones.
+
+        The manifest of the directory's files is written first, so a marked checkpoint always has one.
+        """
+        directory = self.step_dir(step)
+        _atomic_write(directory / MANIFEST, build_manifest(directory))
         _atomic_write(self.root / LATEST, str(step))
         for old in self.steps()[: -self.keep]:
             shutil.rmtree(self.step_dir(old), ignore_errors=True)
@@ -71,21 +108,70 @@ class CheckpointStore:
         return sorted(found)
 
     def read_record(self, step: int) -> DriverRecord:
-        data = json.loads((self.step_dir(step) / DRIVER_RECORD).read_text())
-        FileSystemReader(str(self.step_dir(step))).read_metadata()  # raises when the DCP files are unreadable
-        return DriverRecord(**data)
+        """The driver's record of a whole, readable checkpoint; :class:`CheckpointCorruptError` says what is wrong.
+
+        A checkpoint without a manifest (written before manifests existed) is checked by its DCP
+        metadata only.
+        """
+        directory = self.step_dir(step)
+        if not directory.is_dir():
+            raise CheckpointCorruptError(f"directory {directory} does not exist")
+        if has_manifest(directory):
+            verify_manifest(directory)
+        try:
+            data = json.loads((directory / DRIVER_RECORD).read_text())
+            record = DriverRecord(**data)
+        except (OSError, ValueError, TypeError) as error:
+            raise CheckpointCorruptError(f"{DRIVER_RECORD} is unreadable ({type(error).__name__}: {error})") from error
+        try:
+            FileSystemReader(str(directory)).read_metadata()
+        except Exception as error:  # DCP raises whatever unpickling a damaged file raises
+            raise CheckpointCorruptError(f"DCP metadata is unreadable ({type(error).__name__}: {error})") from error
+        return record
+
+    def find_newest(self) -> CheckpointChoice:
+        """The latest checkpoint, or the newest older one that is readable, with every one skipped and why.
+
+        Each skipped checkpoint is logged once as a warning naming its directory, the reason and the
+        step the run falls back to.
+        """
+        latest = self.latest()
+        if latest is None:
+            return CheckpointChoice(record=None)
+        skipped: list[SkippedCheckpoint] = []
+        record: DriverRecord | None = None
+        for step in [latest, *sorted((s for s in self.steps() if s < latest), reverse=True)]:
+            try:
+                record = self.read_record(step)
+                break
+            except Exception as error:  # any unreadable checkpoint falls back to the previous one
+                reason = str(error) if isinstance(error, CheckpointCorruptError) else f"{type(error).__name__}: {error}"
+                skipped.append(SkippedCheckpoint(step=step, path=self.step_dir(step), reason=reason))
+        self._warn(skipped, record)
+        return CheckpointChoice(record=record, skipped=tuple(skipped))
 
     def newest_readable(self) -> DriverRecord | None:
         """The latest checkpoint, or the newest older one if the latest is unreadable; None if none is."""
-        latest = self.latest()
-        if latest is None:
-            return None
-        for step in [latest, *sorted((s for s in self.steps() if s < latest), reverse=True)]:
-            try:
-                return self.read_record(step)
-            except Exception:  # any unreadable checkpoint falls back to the previous one
+        return self.find_newest().record
+
+    def _warn(self, skipped: list[SkippedCheckpoint], record: DriverRecord | None) -> None:
+        fallback = (
+            f"falling back to the checkpoint of step {record.step} ({self.step_dir(record.step)})"
+            if record is not None
+            else "no older readable checkpoint is left: training starts again from step 0"
+        )
+        for entry in skipped:
+            if (entry.step, entry.reason) in self._warned:
                 continue
-        return None
+            self._warned.add((entry.step, entry.reason))
+            log.warning(
+                "checkpoint %s of step %d is unreadable: %s; %s. The skipped directory is left in place for "
+                "inspection and is overwritten when that step is saved again.",
+                entry.path,
+                entry.step,
+                entry.reason,
+                fallback,
+            )
 
 
 def _atomic_write(path: Path, text: str) -> None:

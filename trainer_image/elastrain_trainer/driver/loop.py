@@ -149,8 +149,16 @@ class Driver:
             self.event("group_started", group=group_id, node=node_id, resume_step=resume_step)
 
     def _restore(self) -> int | None:
-        """No live group: reset to the newest readable checkpoint (or the start if there is none)."""
-        record = self.store.newest_readable() if self.store else None
+        """No live group: reset to the newest readable checkpoint (or the start if there is none).
+
+        Every newer checkpoint passed over (truncated, corrupted, unreadable) is an event with its reason.
+        """
+        choice = self.store.find_newest() if self.store else None
+        for skipped in choice.skipped if choice else ():
+            self.event(
+                "checkpoint_skipped", checkpoint_step=skipped.step, path=str(skipped.path), reason=skipped.reason
+            )
+        record = choice.record if choice else None
         if record is None:
             if self.step:
                 self.event("restart_from_scratch", lost_step=self.step)
