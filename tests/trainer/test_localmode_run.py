@@ -25,8 +25,10 @@ def test_cli_survives_a_lost_pod_and_grows_back(tmp_path: Path) -> None:
     )
     out = tmp_path / "metrics.json"
     args = ["train", str(job), "--kill-pod-at", "10", "--add-pod-at", "12", "--step-delay", "0.25"]
-    code = main([*args, "--metrics-out", str(out)])
+    curve = tmp_path / "curve.png"
+    code = main([*args, "--metrics-out", str(out), "--curve-out", str(curve)])
     assert code == 0
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the loss curve with its resize markers
     report = json.loads(out.read_text())
     events = report["events"]
     kinds = [e["kind"] for e in events]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 
@@ -26,3 +27,34 @@ class StepMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepMetrics:
+        """Rebuild metrics from :meth:`to_dict` output (e.g. read back from ``--metrics-out`` JSON).
+
+        Keys this version does not know are ignored, so files written by a newer trainer still load.
+        """
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(
+                f"step metrics {dict(data)!r} lack {missing}; pass a dict written by StepMetrics.to_dict()"
+            )
+        return cls(
+            step=int(data["step"]),
+            committed=bool(data["committed"]),
+            loss=float(data["loss"]),
+            tokens_per_second=float(data["tokens_per_second"]),
+            step_seconds=float(data["step_seconds"]),
+            compute_seconds=float(data["compute_seconds"]),
+            comm_seconds=float(data["comm_seconds"]),
+            groups=int(data["groups"]),
+            world_size=int(data["world_size"]),
+            wall_time=float(data["wall_time"]),
+            val_loss=_optional_float(data.get("val_loss")),
+            perplexity=_optional_float(data.get("perplexity")),
+        )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,9 +1,12 @@
 """Compose parallelism onto a :class:`~elastrain_trainer.models.GPT` (torchtitan's ``parallelize.py`` shape).
 
-``parallelize(model, mesh, cfg)`` applies activation checkpointing, then FSDP2 ``fully_shard`` per
-block and on the root over the replica group's 1-D mesh. The cross-group (torchft) reduction is
-attached afterwards with :func:`set_cross_group_reduce`, so the model and this module know nothing
-about torchft.
+``parallelize(model, mesh, cfg)`` applies, in order: the dtype the parameters are kept in
+(``precision``), activation checkpointing, FSDP2 ``fully_shard`` per block and on the root over
+the replica group's 1-D mesh with the mixed-precision policy (``precision``) and
+``parallelism.reshardAfterForward``, then the blocks' all-gather prefetching (``overlap``). With
+strategy ddp, forward autocasts to the compute dtype instead. The cross-group (torchft) reduction
+is attached afterwards with :func:`set_cross_group_reduce`, so the model and this module know
+nothing about torchft.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import torch
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.models import GPT
+from elastrain_trainer.overlap.prefetch import apply_prefetch
+from elastrain_trainer.precision.autocast import apply_autocast
+from elastrain_trainer.precision.policy import build_mixed_precision_policy, sharded_param_dtype
 
 #: A cross-group gradient reduction: takes the group's reduced gradient shard and averages it
 #: across replica groups in place, returning a work object to wait on (or None when done).
@@ -35,21 +41,44 @@ def apply_ac(model: GPT, mode: str) -> None:
             block.attn = checkpoint_wrapper(block.attn)  # type: ignore[arg-type]
 
 
-def apply_fsdp(model: GPT, mesh: DeviceMesh, *, reshard_after_forward: bool) -> None:
-    """Shard every block, then the root (embedding, final norm, head) over ``mesh``."""
+def apply_fsdp(
+    model: GPT,
+    mesh: DeviceMesh,
+    *,
+    reshard_after_forward: bool,
+    mp_policy: MixedPrecisionPolicy | None = None,
+) -> list[FSDPModule]:
+    """Shard every block, then the root (embedding, final norm, head) over ``mesh``; return the blocks.
+
+    ``mp_policy`` (default: none, everything in the parameters' dtype) goes to every ``fully_shard``.
+    """
+    policy = mp_policy if mp_policy is not None else MixedPrecisionPolicy()
+    blocks: list[FSDPModule] = []
     for block in model.blocks:
-        fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
-    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward)
+        blocks.append(fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward, mp_policy=policy))
+    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward, mp_policy=policy)
+    return blocks
 
 
 def parallelize(model: GPT, mesh: DeviceMesh, cfg: TrainerConfig) -> GPT:
-    """Apply activation checkpointing and FSDP2 (strategy fsdp) to ``model`` in place and return it.
+    """Apply precision, activation checkpointing, FSDP2 and prefetching (strategy fsdp) to ``model`` in place.
 
-    With strategy ddp the model stays whole; gradients are then averaged by the caller.
+    With strategy ddp the model stays whole and forward autocasts to ``precision.dtype`` (fp32
+    master weights) or the model is cast to it (no master weights); gradients are then averaged
+    by the caller, in the parameters' dtype (``precision.reduceDtype`` is FSDP's reduce-scatter only).
     """
+    model.to(sharded_param_dtype(cfg.precision))
     apply_ac(model, cfg.model.activation_checkpointing)
     if cfg.parallelism.strategy == "fsdp":
-        apply_fsdp(model, mesh, reshard_after_forward=cfg.parallelism.reshard_after_forward)
+        blocks = apply_fsdp(
+            model,
+            mesh,
+            reshard_after_forward=cfg.parallelism.reshard_after_forward,
+            mp_policy=build_mixed_precision_policy(cfg.precision),
+        )
+        apply_prefetch(blocks, cfg.overlap)
+    else:
+        apply_autocast(model, cfg.precision, device_type=mesh.device_type)
     return model
 
 
@@ -61,8 +90,8 @@ def fsdp_modules(model: nn.Module) -> list[FSDPModule]:
 def set_cross_group_reduce(model: nn.Module, reduce: ReduceHook) -> None:
     """Average each FSDP unit's reduce-scattered gradient across replica groups with ``reduce``.
 
-    FSDP2 calls the hook after the in-group reduce-scatter; the hook must leave the cross-group
-    average in the tensor, so an asynchronous result is waited for here.
+    FSDP2 calls the hook after the in-group reduce-scatter, in ``precision.reduceDtype``; the hook
+    must leave the cross-group average in the tensor, so an asynchronous result is waited for here.
     """
 
     def hook(output: torch.Tensor) -> None:
