@@ -31,6 +31,9 @@ $(STAMP): pyproject.toml
 	@rm -f .make/venv-* && touch $@
 
 venv: $(STAMP)  ## create the venv and install elastrain with all extras (dev, operator, trainer)
+	@# The venv is shared between clones: point its editable install back at this one if another took it.
+	@$(PY) -c "import elastrain_trainer, sys; sys.exit(not elastrain_trainer.__file__.startswith('$(CURDIR)/'))" \
+		|| $(PY) -m pip install -q --no-deps -e .
 
 controlplane:  ## build etcd, kube-*, kubectl, kwok and helm from Go modules (once per version)
 	@bash hack/build-controlplane.sh >/dev/null

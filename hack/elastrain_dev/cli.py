@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         ("delete-node", "delete a node; its pods are garbage-collected"),
     ):
         sub.add_parser(verb, help=text).add_argument("name")
-    runner = sub.add_parser("pod-runner", help="run pods labelled elastrain.dev/local-run=true as local processes")
+    runner = sub.add_parser("pod-runner", help="run pods labelled podrunner.elastrain.dev/run=true as local processes")
     runner.add_argument("--workdir", type=Path, default=None, help="where pods run (default: the cluster's state dir)")
     add = sub.add_parser("add-nodes", help="add fake GPU nodes")
     add.add_argument("--count", type=int, default=1)

@@ -381,7 +381,7 @@ class LocalCluster:
             f"--config={self.bin_dir / 'kwok-stages.yaml'}",
             f"--manage-nodes-with-label-selector={KWOK_MANAGED_LABEL}={KWOK_MANAGED_VALUE}",
             # Pods the local pod runner executes for real (elastrain_dev.podrunner) are its to report.
-            "--disregard-status-with-label-selector=elastrain.dev/local-run=true",
+            "--disregard-status-with-label-selector=podrunner.elastrain.dev/run=true",
             f"--node-lease-duration-seconds={self.timings.node_lease_seconds}",
             f"--server-address=127.0.0.1:{state.ports['kwok-server']}",
             f"--node-port={state.ports['kwok-node']}",

@@ -56,6 +56,7 @@ def add_nodes(
     *,
     count: int,
     gpus: int = 8,
+    cpu: str = "32",
     prefix: str = NODE_PREFIX,
     labels: dict[str, str] | None = None,
 ) -> list[str]:
@@ -68,7 +69,7 @@ def add_nodes(
         if name not in existing:
             names.append(name)
         index += 1
-    items = [build_node(name, gpus=gpus, labels=labels) for name in names]
+    items = [build_node(name, gpus=gpus, cpu=cpu, labels=labels) for name in names]
     cluster.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     return names
 

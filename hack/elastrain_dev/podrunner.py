@@ -1,7 +1,7 @@
 """DEVELOPMENT INFRASTRUCTURE, not part of the operator: run the containers of pods on fake KWOK nodes
 as local processes, so a real job trains on one machine.
 
-Pods labelled ``elastrain.dev/local-run=true`` (set through a TrainingJob's ``spec.pod.labels``) are
+Pods labelled ``podrunner.elastrain.dev/run=true`` (set through a TrainingJob's ``spec.pod.labels``) are
 left alone by KWOK (``--disregard-status-with-label-selector``) and handled here instead, the way
 a kubelet would:
 
@@ -14,11 +14,16 @@ a kubelet would:
 - a pod being deleted has its process stopped (SIGTERM, then SIGKILL) and its deletion finalised;
 - a node that fails (taken out of KWOK's management, NotReady, or deleted) has its processes killed
   at once, and nothing more is reported for its pods: as with a real dead node.
+
+Every process of a pod carries ``ELASTRAIN_PODRUNNER_POD=<namespace>/<name>`` in its environment
+(children inherit it, also those that leave the process group, such as Ray's workers), which
+stands in for the kubelet's cgroup: stopping a pod kills every process that carries its tag.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -27,18 +32,22 @@ import signal
 import subprocess
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
 
-RUN_LABEL = "elastrain.dev/local-run"
+RUN_LABEL = "podrunner.elastrain.dev/run"
 RUN_VALUE = "true"
+#: Environment variable that tags every process of a pod with ``<namespace>/<name>``.
+POD_TAG = "ELASTRAIN_PODRUNNER_POD"
 _SVC = re.compile(r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?\b")
 log = logging.getLogger("elastrain.podrunner")
 
@@ -78,6 +87,7 @@ class PodRunner:
         api_client = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
         self.api = client.CoreV1Api(api_client)
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     # -- loop ------------------------------------------------------------------------------------
 
@@ -95,12 +105,17 @@ class PodRunner:
                 self._kill(key, "pod runner stopping")
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name="elastrain-podrunner", daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.run, name="elastrain-podrunner", daemon=True)
+        self._thread.start()
+        return self._thread
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the loop and, when it runs in a thread, wait until it has stopped every process."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"the pod runner did not stop its processes within {timeout:.0f} s")
 
     def step(self) -> None:
         """One pass: start, report, stop and finalise, for every labelled pod."""
@@ -138,7 +153,7 @@ class PodRunner:
         meta = pod["metadata"]
         key = f"{meta['namespace']}/{meta['name']}"
         container = pod["spec"]["containers"][0]
-        env = {**os.environ, **self._env(pod, container, ip)}
+        env = {**os.environ, **self._env(pod, container, ip), POD_TAG: key}
         if self.extra_path:
             env["PATH"] = f"{self.extra_path}:{env.get('PATH', '')}"
         cwd = self.workdir / meta["namespace"] / meta["name"]
@@ -187,7 +202,15 @@ class PodRunner:
 
     def _kill(self, key: str, why: str) -> None:
         running = self.processes.pop(key, None)
-        if running is None or running.process.poll() is not None:
+        if running is None:
+            return
+        self._stop_group(key, running, why)
+        for process in tagged_processes(lambda tag: tag == key):  # what left the process group
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+    def _stop_group(self, key: str, running: Running, why: str) -> None:
+        if running.process.poll() is not None:
             return
         log.info("stopping %s (%s)", key, why)
         # A lost node takes its processes down at once; a deleted pod gets a grace period.
@@ -261,6 +284,19 @@ class PodRunner:
             return node_ip(pods[0]["spec"]["nodeName"]) if pods else match.group(0)
 
         return _SVC.sub(resolve, value)
+
+
+def tagged_processes(match: Callable[[str], bool]) -> list[psutil.Process]:
+    """Processes of this user whose pod tag (:data:`POD_TAG`) satisfies ``match``."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            tag = process.environ().get(POD_TAG)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        if tag is not None and match(tag):
+            found.append(process)
+    return found
 
 
 def _json(response: Any) -> dict[str, Any]:

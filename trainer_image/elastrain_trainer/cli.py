@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--step-delay", type=float, default=0.0, help="slow every step down by this many seconds (to watch resizes)"
     )
+    train.add_argument(
+        "--curve-out", help="write the loss curve with resize markers as a PNG here (default: JOB-loss.png)"
+    )
+    pod = sub.add_parser("pod", help="what a TrainingJob's pod runs (configured by the operator's ELASTRAIN_* env)")
+    pod.add_argument("role", choices=["head", "worker"], help="head: Ray head and driver; worker: a Ray node")
     return parser
 
 
@@ -36,7 +41,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return train(args)
+    if args.command == "pod":
+        return pod(args.role)
     return 2
+
+
+def pod(role: str) -> int:
+    """Run this pod's part from the environment the operator set; a bad contract exits 2 saying why."""
+    from elastrain_trainer.config.podenv import PodEnvError, read_pod_env
+
+    os.environ.setdefault("RUST_LOG", "warn")
+    try:
+        contract = read_pod_env(os.environ)
+    except PodEnvError as err:
+        print(f"elastrain pod {role}: {err}", file=sys.stderr)
+        return 2
+    if contract.role != role:
+        print(
+            f"elastrain pod {role}: ELASTRAIN_ROLE is {contract.role!r}; run `elastrain pod {contract.role}`",
+            file=sys.stderr,
+        )
+        return 2
+    if role == "head":
+        from elastrain_trainer.pod.head import configure_logging, run_head
+
+        configure_logging()
+        return run_head(contract)
+    from elastrain_trainer.pod.worker import run_worker
+
+    return run_worker(contract)
 
 
 def _pick_victim(driver: Any, pods: list[str]) -> str:
@@ -49,7 +82,7 @@ def train(args: argparse.Namespace) -> int:
     os.environ.setdefault("RUST_LOG", "warn")
     from tqdm import tqdm
 
-    from elastrain_trainer.curve import render_loss_curve
+    from elastrain_trainer.curve import render_loss_curve, write_loss_curve_png
     from elastrain_trainer.driver import Driver, DriverOptions
     from elastrain_trainer.localmode import LocalCluster
     from elastrain_trainer.metrics import StepMetrics
@@ -102,6 +135,9 @@ def train(args: argparse.Namespace) -> int:
         Path(args.metrics_out).write_text(
             json.dumps({"metrics": [m.to_dict() for m in result.metrics], "events": result.events}, default=str)
         )
+    curve = Path(args.curve_out or f"{job.name}-loss.png")
+    write_loss_curve_png(result.metrics, result.events, curve, title=f"{job.name}: loss and participating groups")
+    print(f"loss curve: {curve}")
     audit = result.ledger.audit(0)
     print(
         f"finished: step {result.step}/{job.trainer.steps}, epoch 0 trained {audit.trained}/{audit.num_samples} "

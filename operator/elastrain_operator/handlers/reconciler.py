@@ -27,6 +27,7 @@ from elastrain_operator.builders.secret import build_ray_auth_secret
 from elastrain_operator.builders.service import build_head_service
 from elastrain_operator.handlers import metrics
 from elastrain_operator.kube.client import KubeApi, KubeError
+from elastrain_operator.kube.progress import read_progress
 from elastrain_operator.reconcile.decide import (
     CreateNetworkPolicy,
     CreatePod,
@@ -37,7 +38,9 @@ from elastrain_operator.reconcile.decide import (
     Note,
     decide,
 )
+from elastrain_operator.reconcile.observed import Observed
 from elastrain_operator.reconcile.status import compute_status, invalid_status, transition_notes
+from elastrain_trainer.config.progress import ProgressReport
 
 #: Receives the Events of a reconcile: (type, reason, message).
 EventSink = Callable[[str, str, str], None]
@@ -138,7 +141,27 @@ def _clean_up_invalid(api: KubeApi, raw: Mapping[str, Any], prior: TrainingJobSt
         api.delete_job(namespace, name)
 
 
-def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, now: datetime | None = None) -> bool:
+#: Reads the driver's progress from a head pod IP (``kube.progress.read_progress``; tests pass their own).
+ProgressReader = Callable[[str], ProgressReport | None]
+
+
+def _progress(observed: Observed, reader: ProgressReader) -> ProgressReport | None:
+    """The running head's progress report, if it answers."""
+    head = observed.head_live()
+    if head is None or head.phase != "Running" or not head.ip:
+        return None
+    return reader(head.ip)
+
+
+def reconcile_job(
+    api: KubeApi,
+    namespace: str,
+    name: str,
+    events: EventSink,
+    now: datetime | None = None,
+    *,
+    progress: ProgressReader = read_progress,
+) -> bool:
     """Bring one job's pods and status in line with its spec; False once the job no longer exists."""
     now = now or utcnow()
     raw = api.get_job(namespace, name)
@@ -165,10 +188,11 @@ def reconcile_job(api: KubeApi, namespace: str, name: str, events: EventSink, no
         metrics.record_phase(namespace, name, status.phase)
         return True
     # The status reflects the pods as they are after this round's changes.
-    status = compute_status(job, prior, decision, api.observe(namespace, name), now)
+    observed = api.observe(namespace, name)
+    status = compute_status(job, prior, decision, observed, now, report=_progress(observed, progress))
     _write_status(api, namespace, name, old_status, _dump(status))
     metrics.record_round(namespace, name, decision=decision, status=status, prior=prior, now=now)
-    for note in transition_notes(prior, decision):
+    for note in transition_notes(prior, decision, status):
         events(note.type, note.reason, note.message)
     metrics.record_phase(namespace, name, status.phase)
     return True

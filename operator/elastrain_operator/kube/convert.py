@@ -98,4 +98,5 @@ def observe_pod(pod: Mapping[str, Any], nodes: Mapping[str, NodeProblem | None] 
         attempt=attempt,
         node_lost=problem.reason if problem else None,
         lost_since=problem.since if problem else None,
+        ip=status.get("podIP") or None,
     )

@@ -33,6 +33,8 @@ class ObservedPod:
     """Why the pod's node is gone ("node N NotReady", "node N deleted"); None while it is healthy."""
     lost_since: datetime | None = None
     """When the node stopped being Ready (unknown for a deleted node)."""
+    ip: str | None = None
+    """status.podIP once the pod runs (the head's serves the driver's progress)."""
 
     @property
     def lost(self) -> bool:

@@ -22,6 +22,7 @@ from elastrain_operator.api import (
 from elastrain_operator.builders.names import worker_selector
 from elastrain_operator.reconcile.decide import Decision, Note
 from elastrain_operator.reconcile.observed import Observed
+from elastrain_trainer.config.progress import ProgressReport
 
 #: Most resize records kept in status.resizes (the schema's bound).
 MAX_RESIZES = 20
@@ -86,8 +87,15 @@ def _resizes(prior: TrainingJobStatus, decision: Decision, ready: int, now: date
 
 
 def compute_status(
-    job: TrainingJob, prior: TrainingJobStatus | None, decision: Decision, observed: Observed, now: datetime
+    job: TrainingJob,
+    prior: TrainingJobStatus | None,
+    decision: Decision,
+    observed: Observed,
+    now: datetime,
+    *,
+    report: ProgressReport | None = None,
 ) -> TrainingJobStatus:
+    """The status after this round; ``report`` is the driver's progress if the head answered this round."""
     prior = prior or TrainingJobStatus()
     spec, generation = job.spec, job.metadata.generation
     phase = decision.phase
@@ -121,7 +129,7 @@ def compute_status(
     low = spec.elastic.min_replicas if spec.elastic else spec.replicas
     high = spec.elastic.max_replicas if spec.elastic else spec.replicas
     ready = observed.ready_workers
-    progress = prior.progress or ProgressStatus()
+    progress = progress_from(report) if report is not None else prior.progress or ProgressStatus()
     return TrainingJobStatus(
         phase=phase,
         conditions=conditions,
@@ -138,15 +146,36 @@ def compute_status(
     )
 
 
-def transition_notes(prior: TrainingJobStatus | None, decision: Decision) -> tuple[Note, ...]:
-    """Events for this round: the decision's own, and one for a phase change."""
+def progress_from(report: ProgressReport) -> ProgressStatus:
+    """status.progress from the driver's report, rounded for `kubectl get tj` (4 decimals of loss, whole tokens/s)."""
+    return ProgressStatus(
+        step=report.step,
+        loss=round(report.loss, 4) if report.loss is not None else None,
+        tokens_per_second=round(report.tokens_per_second) if report.tokens_per_second is not None else None,
+        last_checkpoint_step=report.last_checkpoint_step,
+    )
+
+
+def transition_notes(
+    prior: TrainingJobStatus | None, decision: Decision, new: TrainingJobStatus | None = None
+) -> tuple[Note, ...]:
+    """Events for this round: the decision's own, one for a phase change, and one when the new status
+    says a worker cannot be placed (ScaleUpBlocked turned True), with the scheduler's message."""
     notes = list(decision.notes)
     before = prior.phase if prior is not None else None
     if before != decision.phase:
         kind = "Warning" if decision.phase is JobPhase.FAILED else "Normal"
         origin = before.value if before is not None else "new"
         notes.append(Note(kind, decision.reason, f"{origin} -> {decision.phase.value}: {decision.message}"))
+    blocked = _true_condition(new, ConditionType.SCALE_UP_BLOCKED)
+    if blocked is not None and _true_condition(prior, ConditionType.SCALE_UP_BLOCKED) is None:
+        notes.append(Note("Warning", Reason.UNSCHEDULABLE, blocked.message or "a worker pod cannot be scheduled"))
     return tuple(notes)
+
+
+def _true_condition(status: TrainingJobStatus | None, kind: ConditionType) -> Condition | None:
+    conditions = status.conditions or [] if status is not None else []
+    return next((c for c in conditions if c.type == kind.value and c.status == "True"), None)
 
 
 def invalid_status(

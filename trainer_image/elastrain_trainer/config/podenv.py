@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from elastrain_trainer.config.base import ConfigModel
 from elastrain_trainer.config.trainer import TrainerConfig
@@ -121,4 +122,20 @@ def read_pod_env(env: Mapping[str, str]) -> PodContract:
     try:
         return PodContract.model_validate(raw, by_name=True)
     except ValidationError as err:
-        raise PodEnvError(f"the pod environment is not a valid elastrain contract: {err}") from err
+        problems = "; ".join(f"{_variable_of(e['loc'])}: {e['msg']}" for e in err.errors())
+        raise PodEnvError(
+            f"the pod environment is not a valid elastrain contract ({problems}); the operator sets these "
+            "variables: run the trainer in a TrainingJob's pod, or set them as docs/operator.md lists"
+        ) from err
+
+
+def _variable_of(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a validation error's location (field paths inside JSON kept)."""
+    if not loc:
+        return "the environment"
+    head, rest = str(loc[0]), ".".join(str(part) for part in loc[1:])
+    for name in PodEnv:
+        key = "trainer" if name is PodEnv.TRAINER_CONFIG else name.value.removeprefix("ELASTRAIN_").lower()
+        if head in (key, to_camel(key)):
+            return f"{name.value}{' ' + rest if rest else ''}"
+    return head

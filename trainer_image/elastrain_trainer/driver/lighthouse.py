@@ -16,6 +16,10 @@ class LighthouseOptions:
     join_timeout_ms: int = 1000
     quorum_tick_ms: int = 20
     heartbeat_timeout_ms: int = 1000
+    host: str | None = None
+    """Address to bind and advertise; None: all interfaces, advertising this Ray node's address."""
+    port: int = 0
+    """Port to bind (0: any free port). A head pod binds the contract's lighthouse port."""
 
 
 class Lighthouse:
@@ -24,7 +28,7 @@ class Lighthouse:
         from torchft.coordination import LighthouseServer
 
         self.server = LighthouseServer(
-            bind="[::]:0",
+            bind=f"{options.host or '[::]'}:{options.port}",
             min_replicas=options.min_replicas,
             join_timeout_ms=options.join_timeout_ms,
             quorum_tick_ms=options.quorum_tick_ms,
@@ -32,7 +36,7 @@ class Lighthouse:
         )
         port = str(self.server.address()).rsplit(":", 1)[1]
         # The server advertises gethostname(), which need not resolve; use this node's address.
-        host = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        host = options.host or ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         self.address = f"http://{host}:{port}"
 
     def shutdown(self) -> None:

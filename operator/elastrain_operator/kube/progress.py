@@ -1,0 +1,36 @@
+"""Read the driver's progress from the head pod's progress port (``GET /progress``, JSON).
+
+Not the Kubernetes API, but I/O all the same, so it lives beside the client. A head that does not
+answer (still starting, busy, gone) is not an error: the status keeps the last progress read.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+
+from pydantic import ValidationError
+
+from elastrain_trainer.config.podenv import PROGRESS_PORT
+from elastrain_trainer.config.progress import PROGRESS_PATH, ProgressReport
+
+#: Seconds to wait for the head's answer; a reconcile round must stay short.
+TIMEOUT_SECONDS = 1.0
+log = logging.getLogger(__name__)
+
+
+def read_progress(ip: str, port: int = PROGRESS_PORT, timeout: float = TIMEOUT_SECONDS) -> ProgressReport | None:
+    """The head's latest report, or None when it does not answer or answers something unreadable."""
+    host = f"[{ip}]" if ":" in ip else ip
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{PROGRESS_PATH}", timeout=timeout) as response:
+            body = response.read()
+    except (OSError, urllib.error.URLError) as err:
+        log.debug("no progress from %s:%d: %s", ip, port, err)
+        return None
+    try:
+        return ProgressReport.model_validate_json(body)
+    except ValidationError as err:
+        log.warning("unreadable progress from %s:%d: %s", ip, port, err)
+        return None

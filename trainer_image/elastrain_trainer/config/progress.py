@@ -1,0 +1,54 @@
+"""The trainer -> operator contract: what the head pod serves on its progress port.
+
+The driver in the head pod answers ``GET /progress`` on :data:`~elastrain_trainer.config.podenv.PROGRESS_PORT`
+with a :class:`ProgressReport` as JSON (camelCase); the operator reads it every resync and copies it
+into ``status.progress``. Importable without torch or ray, so the operator validates it with the same
+model the trainer writes it with.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field
+
+from elastrain_trainer.config.base import ConfigModel
+
+#: The path the head's progress server answers on.
+PROGRESS_PATH = "/progress"
+
+
+class TrainerState(StrEnum):
+    """Where the driver is."""
+
+    STARTING = "Starting"
+    """Ray is up; waiting for enough worker pods to join (elastic.minReplicas)."""
+    TRAINING = "Training"
+    FINISHED = "Finished"
+    """Every step committed; the head exits 0 once the operator has read this."""
+    FAILED = "Failed"
+    """The driver stopped on an error (message says which); the head exits non-zero."""
+
+
+class ProgressReport(ConfigModel):
+    """The driver's view of training, refreshed after every step."""
+
+    # A wire format between versions: an operator older than the trainer ignores fields it does not know.
+    model_config = ConfigDict(extra="ignore")
+
+    state: TrainerState = TrainerState.STARTING
+    step: int = Field(0, ge=0)
+    """Last committed optimizer step."""
+    total_steps: int = Field(0, ge=0)
+    loss: float | None = None
+    """Training loss of the last committed step."""
+    val_loss: float | None = None
+    """Latest held-out loss."""
+    tokens_per_second: float | None = Field(None, ge=0.0)
+    groups: int = Field(0, ge=0)
+    """Replica groups (worker pods) in the last step's quorum."""
+    world_size: int = Field(0, ge=0)
+    """Processes that took part in the last step."""
+    last_checkpoint_step: int | None = Field(None, ge=0)
+    message: str = ""
+    """Why the driver failed, when state is Failed."""

@@ -1,0 +1,154 @@
+"""``elastrain pod head``: the head pod: Ray head, torchft lighthouse, driver and progress server.
+
+1. ``ray start --head --block`` on the pod IP and the contract's Ray port; connect to it.
+2. Serve progress on the progress port (the operator reads it into ``status.progress``).
+3. Run the driver: wait for ``elastic.minReplicas`` worker pods (Ray nodes with the worker
+   resource), start a replica group on each, train ``trainer.steps`` steps through node losses and
+   joins, checkpointing as the job's checkpoint section says (a restarted head resumes from the
+   newest readable checkpoint).
+4. Write the run summary next to the checkpoints, wait for the operator to read the final progress,
+   stop Ray and exit 0 (every step committed) or 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+import traceback
+from types import FrameType
+from typing import Any
+
+from elastrain_trainer.config.podenv import PodContract
+from elastrain_trainer.config.progress import TrainerState
+from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
+from elastrain_trainer.pod.raynode import connect, head_argv, node_ip, start_ray, stop_ray, temp_dir_for
+from elastrain_trainer.pod.summary import build_summary, summary_path, write_summary
+
+log = logging.getLogger("elastrain.head")
+
+#: Seconds to wait for Ray's head to come up, and for the operator to read the final progress.
+RAY_START_TIMEOUT = 120.0
+FINAL_READ_TIMEOUT = 60.0
+#: Log a progress line at most this often.
+LOG_EVERY_SECONDS = 5.0
+
+
+def checkpoint_path(location: str) -> str:
+    """A filesystem path from the checkpoint location (a PVC mount path or a file:// URI)."""
+    if location.startswith("file://"):
+        return location.removeprefix("file://")
+    if "://" in location:
+        raise ValueError(
+            f"checkpoint location {location!r}: this trainer writes checkpoints to a filesystem path only; "
+            "set spec.checkpoint.uri to file:///a/shared/path or use spec.checkpoint.pvc"
+        )
+    return location
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_head(contract: PodContract) -> int:
+    from elastrain_trainer.driver import Driver, DriverOptions
+    from elastrain_trainer.driver.lighthouse import LighthouseOptions
+    from elastrain_trainer.metrics import StepMetrics
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)  # a deleted pod stops Ray on the way out
+    ip = node_ip(contract)
+    cfg = contract.trainer
+    checkpoint = contract.checkpoint
+    checkpoint_dir = checkpoint_path(checkpoint.location) if checkpoint else None
+    options = DriverOptions(
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
+        checkpoint_keep=checkpoint.keep if checkpoint else 3,
+        async_checkpoint=checkpoint.async_save if checkpoint else True,
+        lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
+        start_groups=contract.min_workers,
+    )
+    board = ProgressBoard(cfg.steps)
+    server = ProgressServer(board, ip, contract.progress_port)
+    ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
+    driver: Any = None
+    code = 1
+    try:
+        connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
+        driver = Driver(cfg, options)
+        log.info(
+            "driver up: lighthouse %s, waiting for %d worker pod(s)", driver.lighthouse.address, options.start_groups
+        )
+        last_log = 0.0
+
+        def on_step(m: StepMetrics) -> None:
+            nonlocal last_log
+            if not m.committed:
+                return
+            saved = [e["checkpoint_step"] for e in driver.events if e["kind"] == "checkpoint"]
+            board.update(
+                state=TrainerState.TRAINING,
+                step=m.step,
+                loss=m.loss,
+                val_loss=m.val_loss if m.val_loss is not None else board.get().val_loss,
+                tokens_per_second=m.tokens_per_second,
+                groups=m.groups,
+                world_size=m.world_size,
+                last_checkpoint_step=max(saved) if saved else board.get().last_checkpoint_step,
+            )
+            now = time.monotonic()
+            if now - last_log >= LOG_EVERY_SECONDS or m.step >= cfg.steps:
+                last_log = now
+                log.info(
+                    "step %d/%d loss %.4f, %.0f tokens/s, %d group(s), world size %d",
+                    m.step, cfg.steps, m.loss, m.tokens_per_second, m.groups, m.world_size,
+                )  # fmt: skip
+
+        result = driver.run(on_step=on_step)
+        audits = [result.ledger.audit(epoch) for epoch in range(result.ledger.epochs_started)]
+        if checkpoint_dir:
+            path = summary_path(checkpoint_dir, contract.pod_name or "head")
+            write_summary(
+                path,
+                build_summary(
+                    job=contract.job_name,
+                    pod=contract.pod_name or "head",
+                    step=result.step,
+                    total_steps=cfg.steps,
+                    audits=audits,
+                    committed=result.committed,
+                    metrics=[m for m in result.metrics if m.committed],
+                    events=result.events,
+                ),
+            )
+            log.info("run summary: %s", path)
+        for audit in audits:
+            log.info(
+                "epoch %d: %d/%d samples trained, %d duplicated",
+                audit.epoch, audit.trained, audit.num_samples, audit.duplicated,
+            )  # fmt: skip
+        if result.step >= cfg.steps:
+            board.update(state=TrainerState.FINISHED, step=result.step)
+            code = 0
+        else:
+            board.update(state=TrainerState.FAILED, message=f"stopped at step {result.step} of {cfg.steps}")
+    except Exception as err:
+        traceback.print_exc()
+        board.update(state=TrainerState.FAILED, message=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        final = board.get().state in (TrainerState.FINISHED, TrainerState.FAILED)
+        if final and not board.wait_read(FINAL_READ_TIMEOUT):
+            log.warning("the operator did not read the final progress within %.0f s", FINAL_READ_TIMEOUT)
+        if driver is not None:
+            driver.shutdown()
+        import ray
+
+        ray.shutdown()
+        stop_ray(ray_process)
+        server.shutdown()
+    return code
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

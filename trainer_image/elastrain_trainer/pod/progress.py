@@ -1,0 +1,75 @@
+"""The head's progress server: ``GET /progress`` answers the driver's latest :class:`ProgressReport`.
+
+The operator polls it every resync and copies it into ``status.progress``. The standard library's
+threading HTTP server is enough for one small JSON document read every few seconds.
+Once training finished (or failed), the head waits until the operator has read the final report
+(:meth:`ProgressBoard.wait_read`), so ``status.progress`` ends at the last step rather than a
+few steps short.
+"""
+
+from __future__ import annotations
+
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from elastrain_trainer.config.progress import PROGRESS_PATH, ProgressReport, TrainerState
+
+
+class ProgressBoard:
+    """The latest report, shared between the training loop (writer) and the HTTP server (readers)."""
+
+    def __init__(self, total_steps: int) -> None:
+        self._lock = threading.Lock()
+        self._report = ProgressReport(total_steps=total_steps)
+        self._final_read = threading.Event()
+
+    def get(self) -> ProgressReport:
+        with self._lock:
+            return self._report
+
+    def update(self, **changes: Any) -> None:
+        with self._lock:
+            self._report = self._report.model_copy(update=changes)
+
+    def served(self) -> bytes:
+        """The report as JSON, noting that a final report has been read."""
+        report = self.get()
+        if report.state in (TrainerState.FINISHED, TrainerState.FAILED):
+            self._final_read.set()
+        return report.model_dump_json(by_alias=True).encode()
+
+    def wait_read(self, timeout: float) -> bool:
+        """Block until a final report was served (True) or ``timeout`` passed (False)."""
+        return self._final_read.wait(timeout)
+
+
+class ProgressServer:
+    """Serves a :class:`ProgressBoard` on ``host:port`` from a daemon thread."""
+
+    def __init__(self, board: ProgressBoard, host: str, port: int) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?", 1)[0] != PROGRESS_PATH:
+                    self.send_error(HTTPStatus.NOT_FOUND, f"only {PROGRESS_PATH} is served here")
+                    return
+                body = board.served()
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # one poll per resync would flood the pod log
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, name="elastrain-progress", daemon=True)
+        self.thread.start()
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
