@@ -41,7 +41,7 @@ def test_demo_trains_through_a_node_loss_and_loses_no_sample(cluster: LocalClust
     lost = [e["message"] for e in result.events if e["reason"] == "WorkerLost"]
     assert any(result.lost_pod in m and result.failed_node in m for m in lost), lost
     assert "ScaleUpBlocked" in reasons or "Unschedulable" in reasons, reasons
-    assert "Succeeded" in reasons, reasons
+    assert "JobSucceeded" in reasons, reasons
 
     # The trainer kept going without the lost group, and the replacement healed from a live peer.
     kinds = [e["kind"] for e in result.summary["events"]]
