@@ -64,6 +64,68 @@ def test_lost_group_pieces_come_back() -> None:
     assert samples(ledger.assign(1, {"a": 6})["a"]) == samples(out["b"])
 
 
+def test_group_lost_during_a_committed_step_is_trained_by_it() -> None:
+    """The step's all-reduce completed with the lost group's gradient: its pieces count, once."""
+    ledger = make(num_samples=20, num_shards=2)
+    out = ledger.assign(0, {"a": 4, "b": 6})
+    assert ledger.give_back_group("b", during_step=0) == 0
+    assert ledger.in_flight(0) == out
+    assert ledger.commit(0) == 10
+    assert ledger.trained(0) == 10
+    rest = ledger.assign(1, {"a": 10})["a"]
+    assert not set(samples(rest)) & set(samples(out["a"] + out["b"]))
+    ledger.commit(1)
+    assert ledger.audit(0).exact, ledger.audit(0)
+
+
+def test_group_lost_during_an_uncommitted_step_goes_back_with_it() -> None:
+    ledger = make()
+    out = ledger.assign(0, {"a": 4, "b": 6})
+    assert ledger.give_back_group("b", during_step=0) == 0
+    assert ledger.give_back(0) == 10
+    assert ledger.trained(0) == 0
+    assert samples(ledger.assign(1, {"c": 10})["c"]) == samples(out["a"]) + samples(out["b"])
+
+
+def test_group_lost_during_a_step_gives_back_its_pieces_of_other_steps() -> None:
+    ledger = make()
+    earlier = ledger.assign(0, {"a": 3, "b": 5})
+    ledger.assign(1, {"a": 2, "b": 4})
+    assert ledger.give_back_group("b", during_step=1) == 5
+    assert "b" not in ledger.in_flight(0) and "b" in ledger.in_flight(1)
+    assert ledger.pending()[0] == earlier["b"][0]
+
+
+def test_lost_group_pieces_in_flight_are_saved_as_pending() -> None:
+    """A checkpoint taken while a lost group's pieces wait for the step is unchanged: they are redone."""
+    ledger = make()
+    out = ledger.assign(0, {"a": 4, "b": 6})
+    ledger.give_back_group("b", during_step=0)
+    restored = ShardLedger.from_state_dict(json.loads(json.dumps(ledger.state_dict())))
+    assert samples(restored.assign(0, {"x": 10})["x"]) == samples(out["a"]) + samples(out["b"])
+
+
+def test_a_checkpoint_written_before_still_loads() -> None:
+    """The state_dict format is fixed: a ledger state as checkpoints store it today must load."""
+    state = {
+        "num_samples": 10,
+        "num_shards": 2,
+        "seed": 3,
+        "shuffle": False,
+        "next_epoch": 1,
+        "queue": [[0, 5, 10]],
+        "done": {"0": [[0, 5]]},
+        "duplicated": {},
+    }
+    ledger = ShardLedger.from_state_dict(state)
+    assert ledger.state_dict() == state
+    out = ledger.assign(0, {"a": 2, "b": 3})
+    ledger.give_back_group("b", during_step=0)
+    ledger.commit(0)
+    assert samples(out["a"] + out["b"]) == [(0, i) for i in range(5, 10)]
+    assert ledger.audit(0).exact, ledger.audit(0)
+
+
 def test_audit_detects_a_duplicate_and_a_gap() -> None:
     ledger = make(num_samples=20, num_shards=2)
     ledger.assign(0, {"a": 20})
@@ -153,3 +215,29 @@ def test_random_failures_train_every_sample_exactly_once(trial: int) -> None:
     assert sorted(trained[0]) == list(range(num_samples))
     audit = ledger.audit(0)
     assert audit.exact, audit
+
+
+@pytest.mark.parametrize("trial", range(25))
+def test_random_losses_during_steps_settle_with_the_step(trial: int) -> None:
+    """Groups lost in the quorum phase give back; groups lost while training settle with the step."""
+    rng = random.Random(2000 + trial)
+    num_samples = rng.randint(50, 400)
+    ledger = ShardLedger(num_samples=num_samples, num_shards=rng.randint(1, 40), seed=trial)
+    trained: list[tuple[int, int]] = []
+    step = 0
+    while ledger.audit(0).trained < num_samples or ledger.epochs_started < 2:
+        groups = [f"g{i}" for i in range(rng.randint(1, 4))]
+        out = ledger.assign(step, {g: rng.randint(0, 17) for g in groups})
+        for group in groups:
+            if rng.random() < 0.2:
+                ledger.give_back_group(group, during_step=step)  # lost while training the step
+        if rng.random() < 0.3:
+            ledger.give_back(step)  # the all-reduce failed: nobody committed
+            continue
+        ledger.commit(step)
+        trained.extend(sample for pieces in out.values() for sample in samples(pieces))
+        step += 1
+        if rng.random() < 0.2:
+            assert ledger.give_back_group(rng.choice(groups)) == 0  # lost outside a step: nothing in flight
+    assert sorted(i for epoch, i in trained if epoch == 0) == list(range(num_samples))
+    assert ledger.audit(0).exact, ledger.audit(0)

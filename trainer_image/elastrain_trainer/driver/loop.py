@@ -11,6 +11,14 @@ Each step has two phases, both Ray calls on every rank of every ready group:
 A group whose rank dies is killed whole and restarted on its node if the node is still there; a
 new node gets a new group. When no group is left, new groups resume from the newest readable
 durable checkpoint (never silently from step 0 if one exists).
+
+Exactly once, across losses: a step's samples are settled by the step's outcome as a whole, those
+of quorum members lost during its ``train`` phase included. If any surviving member commits, the
+cross-group all-reduce completed, and a completed all-reduce holds every member's gradient (one
+that died before contributing fails it for everyone), so the lost members' pieces were trained by
+that step: the ledger and :attr:`Driver.committed` record them with it. If nobody commits, every
+piece goes back. A group lost outside a step (in the quorum phase, or its node gone) gives its
+pieces back at once.
 """
 
 from __future__ import annotations
@@ -44,6 +52,17 @@ POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
+class ExitAfterReduce:
+    """Fault injection: every rank of ``group_id`` exits right after step ``step``'s cross-group reduction.
+
+    The survivors' update then holds the group's gradient while the group never reports the step.
+    """
+
+    group_id: str
+    step: int
+
+
+@dataclass(frozen=True)
 class DriverOptions:
     """What the TrainingJob's checkpoint and runtime sections say (not part of TrainerConfig)."""
 
@@ -61,6 +80,8 @@ class DriverOptions:
     """Artificial per-step slowdown by node id (load-balance tests and benchmarks)."""
     step_delay: float = 0.0
     """Artificial per-step slowdown of every group (local mode: watch resizes on a fast model)."""
+    exit_after_reduce: ExitAfterReduce | None = None
+    """Fault-injection seam for tests and chaos drills: one group's ranks exit after one step's all-reduce."""
 
 
 @dataclass
@@ -98,6 +119,8 @@ class Driver:
         self.committed: list[dict[str, list[Piece]]] = []
         self.events: list[dict[str, Any]] = []
         self._serial = 0
+        self._training_step: int | None = None
+        """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
         self.start_time = time.monotonic()
 
     def _fresh_ledger(self) -> ShardLedger:
@@ -195,8 +218,9 @@ class Driver:
             return
         group.kill()
         self.throughput.pop(group_id, None)
-        self.ledger.give_back_group(group_id)
-        self.event("group_lost", group=group_id, reason=reason)
+        # Lost while training a step: its pieces of that step are settled with the step (see the module docstring).
+        self.ledger.give_back_group(group_id, during_step=self._training_step)
+        self.event("group_lost", group=group_id, reason=reason, during_step=self._training_step)
 
     def _poll_setup(self) -> None:
         for group_id, group in list(self.groups.items()):
@@ -277,7 +301,10 @@ class Driver:
         return list(ray.get(refs))
 
     def _train(self, members: dict[str, QuorumInfo]) -> StepMetrics | None:
-        """Phase 2: plan shares over the quorum, train, commit or give back the samples."""
+        """Phase 2: plan shares over the quorum, train, commit or give back the samples.
+
+        The step's samples are settled as a whole, those of members lost during the step included.
+        """
         step = max(info.step for info in members.values())
         self.step = step
         ranks = {g: len(self.groups[g].actors) for g in members}
@@ -298,6 +325,7 @@ class Driver:
             self.last_checkpoint = step
         ledger_state = self.ledger.state_dict() if checkpoint_group else None
         assignment = self.ledger.assign(step, plan.shares)
+        fault = self.options.exit_after_reduce
         refs: dict[str, list[Any]] = {}
         for group_id in members:
             group = self.groups[group_id]
@@ -309,30 +337,20 @@ class Driver:
                 checkpoint=group_id == checkpoint_group,
                 ledger_state=ledger_state if group_id == checkpoint_group else None,
                 delay_seconds=self.options.step_delay + self.options.group_delays.get(group.node_id, 0.0),
+                exit_after_reduce=fault == ExitAfterReduce(group_id, step),
             )
             refs[group_id] = [actor.train.remote(group_plan) for actor in group.actors]
-        results: dict[str, list[StepResult]] = {}
-        deadline = time.monotonic() + self.options.step_timeout_seconds
-        while refs:
-            for group_id, group_refs in list(refs.items()):
-                handle = self.groups.get(group_id)
-                answers = self._collect(handle, group_refs, "train") if handle is not None else None
-                if answers is not None:
-                    results[group_id] = answers
-                if answers is not None or group_id not in self.groups:
-                    del refs[group_id]
-            if refs and time.monotonic() > deadline:
-                self.event("train_timeout", waiting=sorted(refs))
-                for group_id in list(refs):
-                    self.lose_group(group_id, reason="train timed out")
-                break
-            if refs:
-                time.sleep(0.001)
+        self._training_step = step
+        try:
+            results = self._await_results(refs)
+        finally:
+            self._training_step = None
         committed = any(r[0].committed for r in results.values())
         if committed:
+            settled = self.ledger.in_flight(step)  # every member's pieces, those of lost members included
             self.ledger.commit(step)
             del self.committed[step:]  # work after a restored checkpoint is redone
-            self.committed.append(assignment)
+            self.committed.append(settled)
             self.step = step + 1
         else:
             self.ledger.give_back(step)
@@ -365,6 +383,27 @@ class Driver:
             val_loss=val_loss,
             perplexity=math.exp(min(val_loss, MAX_LOG_PERPLEXITY)) if val_loss is not None else None,
         )
+
+    def _await_results(self, refs: dict[str, list[Any]]) -> dict[str, list[StepResult]]:
+        """Every group's step results; a group that fails or times out is lost (and has none)."""
+        results: dict[str, list[StepResult]] = {}
+        deadline = time.monotonic() + self.options.step_timeout_seconds
+        while refs:
+            for group_id, group_refs in list(refs.items()):
+                handle = self.groups.get(group_id)
+                answers = self._collect(handle, group_refs, "train") if handle is not None else None
+                if answers is not None:
+                    results[group_id] = answers
+                if answers is not None or group_id not in self.groups:
+                    del refs[group_id]
+            if refs and time.monotonic() > deadline:
+                self.event("train_timeout", waiting=sorted(refs))
+                for group_id in list(refs):
+                    self.lose_group(group_id, reason="train timed out")
+                break
+            if refs:
+                time.sleep(0.001)
+        return results
 
     def _eval_due(self) -> bool:
         interval = self.cfg.eval_interval_steps

@@ -2,18 +2,45 @@
 
 A save writes this rank's shards (and, on rank 0, the driver's record); it becomes the "latest"
 checkpoint only once every rank of the group has finished writing, agreed over the group.
+With fp16 loss scaling rank 0 also writes the scaler's state (``grad_scaler.json``; the same on
+every rank and every group) into the step's directory, so a resumed job continues with its scale.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 
 from elastrain_trainer.checkpoint import CheckpointStore, DriverRecord, TrainState, save_train_state
 from elastrain_trainer.group.messages import StepPlan
+
+#: The loss scaler's state in a checkpoint's directory (listed in its manifest like every file).
+GRAD_SCALER_FILE = "grad_scaler.json"
+
+
+def write_scaler_state(directory: Path, scaler: ShardedGradScaler) -> None:
+    """Write ``scaler``'s state (scale, growth tracker, factors) into ``directory`` atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{GRAD_SCALER_FILE}.tmp"  # *.tmp is never part of a manifest
+    tmp.write_text(json.dumps(scaler.state_dict(), sort_keys=True))
+    os.replace(tmp, directory / GRAD_SCALER_FILE)
+
+
+def load_scaler_state(directory: Path, scaler: ShardedGradScaler) -> bool:
+    """Load the scaler state saved in ``directory`` into ``scaler``; False when the checkpoint has none
+    (saved without fp16 loss scaling): the scaler then starts from its configured initial scale."""
+    path = directory / GRAD_SCALER_FILE
+    if not path.is_file():
+        return False
+    scaler.load_state_dict(json.loads(path.read_text()))
+    return True
 
 
 class CheckpointWriter:
@@ -28,6 +55,7 @@ class CheckpointWriter:
         train_state: TrainState,
         manager: Any,
         process_group: dist.ProcessGroup,
+        scaler: ShardedGradScaler | None = None,
     ) -> None:
         self.store = store
         self.rank = rank
@@ -35,6 +63,7 @@ class CheckpointWriter:
         self.train_state = train_state
         self.manager = manager
         self.process_group = process_group
+        self.scaler = scaler
         self._pending: tuple[int, Future[Any]] | None = None
 
     def start(self, plan: StepPlan) -> None:
@@ -50,6 +79,8 @@ class CheckpointWriter:
                     batches_committed=int(self.manager.batches_committed()),
                 )
             )
+        if self.rank == 0 and self.scaler is not None:
+            write_scaler_state(self.store.step_dir(step), self.scaler)
         future = save_train_state(
             self.train_state,
             self.store.step_dir(step),

@@ -44,6 +44,9 @@ class StepPlan:
     ledger_state: dict[str, object] | None = None
     delay_seconds: float = 0.0
     """Artificial slowdown per step (benchmarks and load-balance tests)."""
+    exit_after_reduce: bool = False
+    """Fault-injection seam for tests and chaos drills: every rank exits (``os._exit(1)``) once the step's
+    cross-group reduction has finished, before it resolves; the survivors' update holds this group's gradient."""
 
 
 @dataclass(frozen=True)

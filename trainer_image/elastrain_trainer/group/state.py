@@ -4,6 +4,9 @@ torchft reads ``live_state`` from its own thread; FSDP2 swaps unsharded paramete
 modules during forward and backward, so the sharded parameters are captured right after
 ``fully_shard`` and always served from those references. Only this rank's shards travel: a healing
 rank r receives from rank r of a live peer group (same ranks per pod), and copies in place.
+With fp16 loss scaling the scaler's state (scale, growth tracker) travels too: every group must
+scale its gradients alike before the cross-group average, so a healed group continues with the
+scale of its peers.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.distributed.checkpoint.state_dict import _init_optim_state
+from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 from torch.distributed.tensor import DTensor
 
 
@@ -35,12 +39,20 @@ def _copy_into(target: Any, value: Any) -> Any:
 
 
 class LiveState:
-    """Serves and restores model, optimizer and scheduler state from captured sharded parameters."""
+    """Serves and restores model, optimizer, scheduler (and loss scaler) state from captured sharded parameters."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        *,
+        scaler: ShardedGradScaler | None = None,
+    ) -> None:
         self.params: dict[str, nn.Parameter] = dict(model.named_parameters())
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self.scaler = scaler
 
     def live_state(self) -> dict[str, Any]:
         names = {id(p): name for name, p in self.params.items()}
@@ -50,11 +62,14 @@ class LiveState:
             if id(p) in names
         }
         groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
-        return {
+        state = {
             "model": {name: _local(p) for name, p in self.params.items()},
             "optimizer": {"state": optim_state, "param_groups": groups},
             "scheduler": self.scheduler.state_dict(),
         }
+        if self.scaler is not None:
+            state["grad_scaler"] = self.scaler.state_dict()
+        return state
 
     @torch.no_grad()
     def load_live_state(self, state: dict[str, Any]) -> None:
@@ -69,3 +84,5 @@ class LiveState:
         for group, saved_group in zip(self.optimizer.param_groups, state["optimizer"]["param_groups"], strict=True):
             group.update(saved_group)
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "grad_scaler" in state:
+            self.scaler.load_state_dict(state["grad_scaler"])

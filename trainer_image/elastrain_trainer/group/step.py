@@ -4,18 +4,33 @@ Inside the group FSDP2 reduce-scatters gradients and its all-reduce hook average
 across the quorum's groups (:mod:`elastrain_trainer.group.cross_group`); with ddp whole gradients
 are averaged after backward. ``manager.should_commit()`` then decides, for every rank of the group
 at once, whether the optimizer steps.
+
+fp16 loss scaling (``precision.lossScaling``): the loss is multiplied by the scaler's scale before
+backward, so the cross-group average runs on scaled gradients and every group must use the same
+scale (a healing group receives it, :mod:`.state`). After the reduction the gradients are
+unscaled and checked for inf/nan; the verdict is all-reduced over the group, and since every group
+holds the same averaged gradient, every group reaches the same one. An overflow is reported to
+torchft as an error, so the step is **not committed**: no parameter, optimizer, scheduler or
+torchft step changes, only the scale backs off, and ``StepResult.committed`` is False, so the
+driver gives the step's samples back to the ledger and they are trained in a later step (a
+committed no-op step would instead count them as trained and lose them). Steps that fail for
+another reason leave the scale alone, so groups that did not all see the failure keep one scale.
+Gradients are clipped after unscaling, on the true values.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.fsdp import FSDPModule
+from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 from torch.nn import functional as F  # noqa: N812
 
 from elastrain_trainer.config import TrainerConfig
@@ -25,6 +40,11 @@ from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.group.cross_group import CommClock, reduce_replicated_grads
 from elastrain_trainer.group.messages import StepPlan, StepResult
 from elastrain_trainer.parallel import ReduceHook
+from elastrain_trainer.precision import clip_grad_norm, keep_scale, unscale_and_check
+
+
+class GradientOverflowError(RuntimeError):
+    """The step's averaged gradients hold inf/nan at this loss scale: torchft must not commit it."""
 
 
 @dataclass(kw_only=True)
@@ -43,6 +63,8 @@ class StepRunner:
     reduce: ReduceHook
     clock: CommClock
     checkpoints: CheckpointWriter
+    scaler: ShardedGradScaler | None = None
+    """fp16 loss scaling; None (bf16, fp32) leaves the step as it was."""
 
     def run(self, plan: StepPlan) -> StepResult:
         """Forward and backward on this rank's part of the group's samples; step if the quorum commits."""
@@ -69,17 +91,32 @@ class StepRunner:
             time.sleep(plan.delay_seconds)
         if self.cfg.parallelism.strategy == "ddp":
             reduce_replicated_grads(self.model, self.clock.timed(self.reduce))
+        if plan.exit_after_reduce:
+            os._exit(1)  # fault injection: the survivors' reduction holds this group's gradient; it never reports
+        overflow = self._unscale_and_check()
         compute_done = commit_start = time.perf_counter()
         committed = bool(self.manager.should_commit())
         commit_seconds = time.perf_counter() - commit_start
         if committed:
-            if self.cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
-            self.optimizer.step()
+            self._clip()
+            if self.scaler is None:
+                self.optimizer.step()
+            else:
+                self.scaler.step(self.optimizer)  # unscaled and finite already: steps
             self.scheduler.step()
+        if self.scaler is not None:
+            # Back off on an overflow, count a committed step towards growth, leave a failed step alone.
+            if committed or overflow:
+                self.scaler.update()
+            else:
+                keep_scale(self.scaler)
+            extra: dict[str, float] = {"loss_scale": float(self.scaler.get_scale()), "overflow": float(overflow)}
+        else:
+            extra = {}
         self.optimizer.zero_grad(set_to_none=True)
         end = time.perf_counter()
-        traffic = self.reduce.end_step(step_seconds=end - start) if isinstance(self.reduce, ManagedCodecReduce) else {}
+        if isinstance(self.reduce, ManagedCodecReduce):
+            extra.update(self.reduce.end_step(step_seconds=end - start))
         return StepResult(
             group_id=self.group_id,
             rank=self.rank,
@@ -93,8 +130,34 @@ class StepRunner:
             step_seconds=end - start,
             participants=int(self.manager.num_participants()),
             checkpoint_saved=saved,
-            extra=traffic,
+            extra=extra,
         )
+
+    def _unscale_and_check(self) -> bool:
+        """Unscale the reduced gradients; True on an overflow, then reported so the step is not committed."""
+        if self.scaler is None:
+            return False
+        if not unscale_and_check(self.scaler, self.optimizer):
+            return False
+        # inf/nan after a failed collective is garbage, not an overflow: agree over the group on
+        # whether any rank already failed the step, so all ranks treat the scale alike.
+        failed = torch.tensor([0 if self.manager.errored() is None else 1])
+        dist.all_reduce(failed, op=dist.ReduceOp.MAX, group=self.scaler.process_group)
+        if int(failed.item()):
+            return False
+        self.manager.report_error(
+            GradientOverflowError(f"inf/nan gradients at loss scale {self.scaler.get_scale():g}; the step is redone")
+        )
+        return True
+
+    def _clip(self) -> None:
+        if self.cfg.max_grad_norm <= 0:
+            return
+        if self.scaler is None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        else:
+            # One all-reduce per shard group; skips non-finite norms (never reached: overflow does not commit).
+            clip_grad_norm(self.model.parameters(), self.cfg.max_grad_norm)
 
     def _forward_backward(self, mine: np.ndarray, scale: float) -> float:
         micro = max(1, self.cfg.grad_accumulation_steps)
@@ -110,7 +173,10 @@ class StepRunner:
             inputs, targets = self.samples.batch(chunk.tolist() if len(chunk) else [0])
             logits = self.model(inputs)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
-            (loss * weight).backward()  # type: ignore[no-untyped-call]
+            scaled = loss * weight
+            if self.scaler is not None:
+                scaled = self.scaler.scale(scaled)
+            scaled.backward()  # type: ignore[no-untyped-call]
             if len(chunk):
                 total += float(loss.detach())
         return total

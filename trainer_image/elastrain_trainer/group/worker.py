@@ -29,7 +29,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from elastrain_trainer.checkpoint import CheckpointStore, TrainState, load_train_state
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples
-from elastrain_trainer.group.checkpoints import CheckpointWriter
+from elastrain_trainer.group.checkpoints import CheckpointWriter, load_scaler_state
 from elastrain_trainer.group.cross_group import CommClock, attach_cross_group_reduce
 from elastrain_trainer.group.evaluate import evaluate_loss
 from elastrain_trainer.group.manager import FaultTimeouts, build_manager, quiet_torchft_logs
@@ -40,6 +40,7 @@ from elastrain_trainer.group.step import StepRunner
 from elastrain_trainer.models import build_model
 from elastrain_trainer.optim import build_lr_scheduler, build_optimizer
 from elastrain_trainer.parallel import parallelize
+from elastrain_trainer.precision import build_grad_scaler
 
 __all__ = ["FaultTimeouts", "RankWorker", "quiet_torchft_logs"]
 
@@ -114,13 +115,17 @@ class RankWorker:
         self.model = model
         self.optimizer = build_optimizer(model.parameters(), self.cfg.optimizer)
         self.scheduler = build_lr_scheduler(self.optimizer, self.cfg.lr_schedule, total_steps=self.cfg.steps)
-        self.live = LiveState(model, self.optimizer, self.scheduler)
+        # fp16 loss scaling; found_inf is agreed over this group's process group (the default one).
+        self.scaler = build_grad_scaler(self.cfg.precision)
+        self.live = LiveState(model, self.optimizer, self.scheduler, scaler=self.scaler)
         self.samples = build_samples(self.cfg.data, self.cfg.model, seed=self.cfg.seed)
         train_state = TrainState(model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
         restored: dict[str, Any] | None = None
         if resume_step is not None:
             assert self.store is not None, "resuming needs a checkpoint directory"
             restored = load_train_state(train_state, self.store.step_dir(resume_step), process_group=self.checkpoint_pg)
+            if self.scaler is not None:
+                load_scaler_state(self.store.step_dir(resume_step), self.scaler)
         self.manager = build_manager(
             address=self.address,
             rank=self.rank,
@@ -142,6 +147,7 @@ class RankWorker:
             train_state=train_state,
             manager=self.manager,
             process_group=self.checkpoint_pg,
+            scaler=self.scaler,
         )
         self.steps = StepRunner(
             cfg=self.cfg,
@@ -156,6 +162,7 @@ class RankWorker:
             reduce=reduce,
             clock=clock,
             checkpoints=self.checkpoints,
+            scaler=self.scaler,
         )
         return int(self.manager.current_step())
 

@@ -3,9 +3,16 @@
 The data set's ``num_samples`` samples are cut into ``num_shards`` contiguous shards; each epoch
 visits the shards in a seeded order. For every step the ledger hands each participating replica
 group ``share`` samples as :class:`Piece` s (runs of samples inside one shard). When the step
-commits, its pieces are recorded as trained; when it does not (or a group is lost before the
-step resolved), its pieces go back to the front of the queue and are handed out again next.
-:meth:`ShardLedger.audit` then proves that each sample of an epoch was trained exactly once.
+commits, its pieces are recorded as trained; when it does not, its pieces go back to the front of
+the queue and are handed out again next. :meth:`ShardLedger.audit` then proves that each sample
+of an epoch was trained exactly once.
+
+A step is settled as a whole, including the pieces of a group lost while the step was being
+trained: the step commits only if its cross-group all-reduce completed, and a completed all-reduce
+holds every member's gradient (a member that died before contributing fails the collective for
+everyone, so nobody commits). So a group lost during a step leaves its pieces of that step in
+flight (``give_back_group(group, during_step=step)``): a commit records them with the step, a
+give-back returns them with the step. A group lost outside a step gives its pieces back at once.
 
 A checkpoint stores :meth:`ShardLedger.state_dict`, which counts only committed work: pieces in
 flight are folded back into the queue, so after a restore the work after the checkpoint is
@@ -130,7 +137,10 @@ class ShardLedger:
     # -- resolving a step ---------------------------------------------------------------------
 
     def commit(self, step: int, groups: Iterable[str] | None = None) -> int:
-        """Record the step's pieces as trained (only ``groups``' if given; the rest go back). Returns samples."""
+        """Record the step's pieces as trained (only ``groups``' if given; the rest go back). Returns samples.
+
+        Without ``groups`` this includes the pieces of groups lost during the step (see the module docstring).
+        """
         assignment = self._in_flight.pop(step)
         keep = set(assignment) if groups is None else set(groups)
         trained = 0
@@ -149,11 +159,17 @@ class ShardLedger:
         self._return(pieces)
         return sum(p.size for p in pieces)
 
-    def give_back_group(self, group: str) -> int:
-        """Return a lost group's pieces of every step still in flight. Returns samples."""
+    def give_back_group(self, group: str, *, during_step: int | None = None) -> int:
+        """Return a lost group's pieces of every step in flight, except of ``during_step``. Returns samples.
+
+        ``during_step`` is the step the group was being trained in when it was lost: its pieces of
+        that step stay in flight and are settled with the step (:meth:`commit` records them, since a
+        committed all-reduce holds the lost group's gradient; :meth:`give_back` returns them).
+        """
         pieces: list[Piece] = []
-        for assignment in self._in_flight.values():
-            pieces.extend(assignment.pop(group, []))
+        for step, assignment in self._in_flight.items():
+            if step != during_step:
+                pieces.extend(assignment.pop(group, []))
         self._return(pieces)
         return sum(p.size for p in pieces)
 

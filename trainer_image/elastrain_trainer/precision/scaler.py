@@ -4,9 +4,16 @@
 over its process group, so all ranks skip the same steps. Pass the group whose ranks must agree:
 the whole world, or the pod when each pod decides on its own (the cross-pod reduction already
 propagates an inf to every pod).
+
+A replica group that decides itself whether a step commits (torchft) splits torch's
+``step``/``update`` in two: :func:`unscale_and_check` before the vote, then either
+``scaler.step(optimizer); scaler.update()`` (committed), ``scaler.update()`` alone (an overflow:
+back off), or :func:`keep_scale` (a step that failed for another reason must not move the scale).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -50,3 +57,19 @@ def build_grad_scaler(
         growth_interval=scaling.growth_interval,
         process_group=group,
     )
+
+
+def unscale_and_check(scaler: ShardedGradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """Unscale ``optimizer``'s gradients in place; True when any rank of the scaler's group saw inf/nan.
+
+    ``unscale_`` all-reduces the verdict over the scaler's process group, so every rank returns
+    the same answer; call it on every rank, once per step, after the gradients are reduced.
+    """
+    scaler.unscale_(optimizer)
+    found: dict[Any, torch.Tensor] = scaler._found_inf_per_device(optimizer)
+    return any(bool(f.item()) for f in found.values())
+
+
+def keep_scale(scaler: ShardedGradScaler) -> None:
+    """End the step without changing the scale or the growth tracker (forget its inf checks)."""
+    scaler.update(float(scaler.get_scale()))
