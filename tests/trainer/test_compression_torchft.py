@@ -13,7 +13,10 @@ The assertions run here:
 - the codecs count fp32-equivalent traffic of exactly every FSDP unit's shard per step, and send
   half of it (bf16) or less (PowerSGD); the plain path reports no codec traffic;
 - an exception inside the codec on one rank of one group reaches torchft: that group does not
-  commit the step, the other does, and the next quorum heals the lagging group back to identical.
+  commit the step, the other does, and the next quorum heals the lagging group back to identical;
+- top-k whose plan strength (what the driver's controller sends) drops from 0.1 to 0.025 at
+  SWITCH_STEP: every step still commits in both groups, the groups stay bit-identical, the bytes
+  sent per step fall with the ratio, and the error-feedback residuals are dropped at the switch.
 """
 
 from __future__ import annotations
@@ -32,9 +35,16 @@ import torch.multiprocessing as mp
 from tests.trainer.helpers import assert_bit_identical, full_parameters, tiny_config
 from torch.multiprocessing.spawn import spawn
 
-from elastrain_trainer.compression import CastCodec
+from elastrain_trainer.compression import CastCodec, Strength
 from elastrain_trainer.config import TrainerConfig
-from elastrain_trainer.group import FaultTimeouts, GroupAddress, ManagedCodecReduce, RankWorker, StepPlan
+from elastrain_trainer.group import (
+    FaultTimeouts,
+    GroupAddress,
+    ManagedCodecReduce,
+    RankWorker,
+    StepPlan,
+    compressed_allreduce,
+)
 from elastrain_trainer.ledger import Piece
 from elastrain_trainer.models import build_model
 
@@ -43,6 +53,9 @@ STEPS = 8
 GROUP_BATCH = 4  # samples per group per step; 8 steps x 8 samples = the 64 samples of one epoch
 SAMPLES = 64
 FAULT_STEP = 3
+#: From this step on the topk_switch plans carry ratio TOPK_AFTER instead of TOPK_BEFORE.
+SWITCH_STEP = 4
+TOPK_BEFORE, TOPK_AFTER = 0.1, 0.025
 #: bf16 rounds each group's gradient entries to 8 significant bits before the average. Adam turns
 #: the error of entries where the groups' gradients cancel into whole-lr updates, so the bound is
 #: on the whole training update: ||bf16 - plain|| <= UPDATE_RTOL * ||plain - initial|| (measured 0.012).
@@ -55,8 +68,11 @@ CASES: dict[str, dict[str, Any]] = {
     "bf16": {"codec": "bf16"},
     "powersgd": {"codec": "powersgd", "powersgdRank": 2},
     "bf16_fault": {"codec": "bf16"},
+    # The workers follow the plan's strength; the dynamic policy itself runs in the driver.
+    "topk_switch": {"codec": "topk", "topkRatio": TOPK_BEFORE, "dynamic": {"enabled": True}},
 }
 HEALTHY = ("none", "bf16", "powersgd")
+COMMITTING = (*HEALTHY, "topk_switch")
 
 
 def _config(case: str) -> TrainerConfig:
@@ -88,6 +104,35 @@ def faulty_reduce(manager: Any, cfg: TrainerConfig) -> ManagedCodecReduce:
     return ManagedCodecReduce(manager, FaultyCast(torch.bfloat16))
 
 
+class RecordingReduce(ManagedCodecReduce):
+    """The real reduction; notes the residuals held before and after each plan's strength is applied."""
+
+    def __init__(self, manager: Any, codec: Any) -> None:
+        super().__init__(manager, codec)
+        self.applied: list[tuple[int, int]] = []
+
+    def set_strength(self, strength: Strength | None) -> None:
+        before = self.codec.residual_count
+        super().set_strength(strength)
+        self.applied.append((before, self.codec.residual_count))
+
+
+def recording_reduce(manager: Any, cfg: TrainerConfig) -> RecordingReduce:
+    return RecordingReduce(manager, compressed_allreduce(manager, cfg).codec)
+
+
+def _strength(case: str, step: int) -> Strength | None:
+    if case != "topk_switch":
+        return None
+    return TOPK_BEFORE if step < SWITCH_STEP else TOPK_AFTER
+
+
+def _reduce_factory(case: str, group: int, rank: int) -> Any:
+    if case == "bf16_fault" and group == 1 and rank == 0:
+        return faulty_reduce
+    return recording_reduce if case == "topk_switch" else None
+
+
 def _pieces(step: int, group: int) -> list[Piece]:
     start = (step * GROUPS + group) * GROUP_BATCH % SAMPLES
     return [Piece(epoch=0, start=start, stop=start + GROUP_BATCH)]
@@ -103,7 +148,7 @@ def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, An
         address,
         rank,
         timeouts=FaultTimeouts(collective_seconds=30, quorum_seconds=120, connect_seconds=30),
-        reduce_factory=faulty_reduce if case == "bf16_fault" and group == 1 and rank == 0 else None,
+        reduce_factory=_reduce_factory(case, group, rank),
     )
     worker.setup()
     initial = {name: t.clone() for name, t in worker.state_fingerprint()["model"].items()}
@@ -111,7 +156,13 @@ def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, An
     infos, results = [], []
     for _ in range(STEPS):
         info = worker.quorum()
-        plan = StepPlan(step=info.step, pieces=_pieces(info.step, group), weight=1.0, participants=GROUPS)
+        plan = StepPlan(
+            step=info.step,
+            pieces=_pieces(info.step, group),
+            weight=1.0,
+            participants=GROUPS,
+            compression_strength=_strength(case, info.step),
+        )
         infos.append(dataclasses.asdict(info))
         results.append(dataclasses.asdict(worker.train(plan)))
     after = worker.evaluate(0, SAMPLES)
@@ -122,6 +173,7 @@ def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, An
         "after": after,
         "initial": initial,
         "final": worker.state_fingerprint(),
+        "applied": list(getattr(worker.steps.reduce, "applied", [])),
         "worker": worker,
     }
 
@@ -184,7 +236,7 @@ def _unit_shard_bytes(cfg: TrainerConfig) -> int:
     return sum(math.ceil(p.shape[0] / RANKS) * math.prod(p.shape[1:]) * 4 for p in model.parameters())
 
 
-@pytest.mark.parametrize("case", HEALTHY)
+@pytest.mark.parametrize("case", COMMITTING)
 def test_every_step_commits_in_both_groups(runs: dict[str, list[dict[str, Any]]], case: str) -> None:
     for process in runs[case]:
         assert [r["committed"] for r in process["results"]] == [True] * STEPS
@@ -199,7 +251,7 @@ def test_loss_falls(runs: dict[str, list[dict[str, Any]]], case: str) -> None:
         assert after < LOSS_DROP * before, f"group {group}: epoch loss {before:.4f} -> {after:.4f}"
 
 
-@pytest.mark.parametrize("case", [*HEALTHY, "bf16_fault"])
+@pytest.mark.parametrize("case", [*COMMITTING, "bf16_fault"])
 def test_groups_end_bit_identical(runs: dict[str, list[dict[str, Any]]], case: str) -> None:
     first, second = (_group(runs[case], g) for g in range(GROUPS))
     assert_bit_identical([p["final"] for p in first], [p["final"] for p in second])
@@ -246,3 +298,24 @@ def test_an_error_in_the_codec_skips_the_step_and_the_group_heals(runs: dict[str
         assert [i["healed"] for i in process["infos"]] == [i == FAULT_STEP + 1 for i in range(STEPS)]
     for process in runs["bf16_fault"]:
         assert process["results"][-1]["step"] == STEPS
+
+
+def test_a_strength_change_from_the_plan_applies_in_both_groups_and_drops_residuals(
+    runs: dict[str, list[dict[str, Any]]],
+) -> None:
+    switched = [step >= SWITCH_STEP for step in range(STEPS)]
+    sent_per_step: list[list[float]] = []
+    for process in runs["topk_switch"]:
+        steps = [r["extra"] for r in process["results"]]
+        assert [s["compression_strength"] for s in steps] == [TOPK_AFTER if w else TOPK_BEFORE for w in switched]
+        assert [s["compression_strength_resets"] for s in steps] == [float(w) for w in switched]
+        # Residuals were held before the switch, dropped by it, and never dropped on another step.
+        applied = process["applied"]
+        assert applied[SWITCH_STEP][0] > 0 and applied[SWITCH_STEP][1] == 0, applied
+        assert all(before == after > 0 for before, after in applied[1:SWITCH_STEP] + applied[SWITCH_STEP + 1 :])
+        sent_per_step.append([s["compression_bytes_sent"] for s in steps])
+    for sent in sent_per_step:
+        before, after = set(sent[:SWITCH_STEP]), set(sent[SWITCH_STEP:])
+        assert len(before) == len(after) == 1, sent  # sizes alone fix the bytes: one value per strength
+        # A quarter of the entries, up to rounding each unit's k up to a whole entry.
+        assert after.pop() / before.pop() == pytest.approx(TOPK_AFTER / TOPK_BEFORE, rel=0.05), sent

@@ -4,7 +4,6 @@ the dynamic policy's decisions, and how codecs act on them; and the codec in tor
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from elastrain_trainer.compression import (
     build_codec,
     decide_strength,
     dequantize_blocks,
+    initial_strength,
     matrix_shape,
     orthonormalize,
     quantize_blocks,
@@ -334,11 +334,59 @@ def _trainer_config(compression: dict[str, Any]) -> TrainerConfig:
     return TrainerConfig.model_validate({"compression": compression})
 
 
-def test_the_config_selects_the_reduction(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_config_selects_the_reduction() -> None:
     assert select_reduce(_trainer_config({})) is plain_allreduce
     assert select_reduce(_trainer_config({"codec": "int8_block"})) is compressed_allreduce
-    dynamic = _trainer_config({"codec": "topk", "dynamic": {"enabled": True}})
-    with caplog.at_level(logging.WARNING):
-        reduce = compressed_allreduce(FakeManager(), dynamic)
+    dynamic = _trainer_config({"codec": "topk", "topkRatio": 0.05, "dynamic": {"enabled": True}})
+    reduce = compressed_allreduce(FakeManager(), dynamic)
+    # The codec's own policy stays off: the driver decides the strength for every group.
     assert isinstance(reduce.codec, TopKCodec) and reduce.codec.dynamic is None
-    assert "compression.dynamic is not applied across replica groups" in caplog.text
+    assert reduce.codec.ratio == 0.05
+
+
+@pytest.mark.parametrize(
+    ("cfg", "new_strength"),
+    [
+        (CompressionConfig(codec="topk", topk_ratio=0.1), 0.025),
+        (CompressionConfig(codec="powersgd", powersgd_rank=4), 2),
+        (CompressionConfig(codec="int8_block", block_size=64), False),
+    ],
+)
+def test_a_strength_change_from_the_plan_drops_error_feedback_state(cfg: CompressionConfig, new_strength: Any) -> None:
+    manager = FakeManager()
+    reduce = ManagedCodecReduce(manager, build_codec(cfg))
+    for _ in range(2):
+        reduce.set_strength(initial_strength(cfg))  # the configured strength: nothing changes
+        reduce.for_unit("unit", None)(_gradient())
+        reduce.end_step(step_seconds=1.0)
+    assert reduce.codec.residual_count == 1 and reduce.strength_resets == 0
+    reduce.set_strength(new_strength)
+    assert reduce.codec.residual_count == 0 and reduce.strength_resets == 1
+    assert reduce.codec.strength_value == new_strength
+    tensor = _gradient()
+    reduce.for_unit("unit", None)(tensor)
+    traffic = reduce.end_step(step_seconds=1.0)
+    # The same as a fresh codec at the new strength: no residual, no PowerSGD warm start survived.
+    fresh = build_codec(cfg)
+    fresh.set_strength(new_strength)
+    expected = _gradient()
+    fresh.allreduce_mean(expected, manager._pg, key="unit")  # type: ignore[arg-type]
+    assert torch.equal(tensor, expected)
+    assert traffic["compression_strength_resets"] == 1
+    assert traffic["compression_strength"] == float(new_strength)
+    assert traffic["compression_bytes_sent"] == fresh.stats.bytes_sent
+    reduce.set_strength(None)  # no dynamic policy: keep the codec's strength
+    assert reduce.codec.strength_value == new_strength and reduce.strength_resets == 1
+
+
+def test_the_groups_compression_error_is_reported_per_step() -> None:
+    reduce = ManagedCodecReduce(FakeManager(), build_codec(CompressionConfig(codec="topk", topk_ratio=0.1)))
+    reduce(_gradient())
+    first = reduce.end_step(step_seconds=1.0)
+    assert 0 < first["compression_residual_sq"] < first["compression_signal_sq"]
+    assert reduce.end_step(step_seconds=1.0)["compression_signal_sq"] == 0  # per step, not a running total
+
+
+def test_a_codec_without_a_strength_refuses_one() -> None:
+    with pytest.raises(ValueError, match="codec bf16 has no strength to set"):
+        build_codec(CompressionConfig(codec="bf16")).set_strength(0.5)

@@ -24,6 +24,10 @@ class StepMetrics:
     val_loss: float | None = None
     """Mean loss on the held-out samples, when this step was evaluated."""
     perplexity: float | None = None
+    compression_bytes_sent: int = 0
+    """Bytes all ranks sent in cross-pod compressed reductions this step (0 without a codec)."""
+    compression_strength: float | None = None
+    """The codec's strength this step (top-k ratio, PowerSGD rank, int8 on = 1.0), when the driver sets one."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,7 +36,8 @@ class StepMetrics:
     def from_dict(cls, data: Mapping[str, Any]) -> StepMetrics:
         """Rebuild metrics from :meth:`to_dict` output (e.g. read back from ``--metrics-out`` JSON).
 
-        Keys this version does not know are ignored, so files written by a newer trainer still load.
+        Keys this version does not know are ignored, so files written by a newer trainer still load;
+        keys with a default may be missing, so files written by an older one load too.
         """
         required = [f.name for f in fields(cls) if f.default is MISSING]
         missing = [name for name in required if name not in data]
@@ -53,6 +58,8 @@ class StepMetrics:
             wall_time=float(data["wall_time"]),
             val_loss=_optional_float(data.get("val_loss")),
             perplexity=_optional_float(data.get("perplexity")),
+            compression_bytes_sent=int(data.get("compression_bytes_sent", 0)),
+            compression_strength=_optional_float(data.get("compression_strength")),
         )
 
 

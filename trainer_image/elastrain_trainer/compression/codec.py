@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from elastrain_trainer.compression.policy import Decision, Observation, decide_strength
+from elastrain_trainer.compression.policy import Decision, Observation, Strength, decide_strength, next_strength
 from elastrain_trainer.compression.stats import CommStats, allreduce_wire_bytes
 from elastrain_trainer.config.compression import DynamicCompressionConfig
 
@@ -158,12 +158,29 @@ class Codec(ABC):
         """The current compression strength, for metrics and the policy's history."""
         return self.name
 
-    # Deliberately no-ops, not abstract: only int8_block, topk and powersgd have a strength to turn.
-    def compress_harder(self) -> None:  # noqa: B027
-        """Send less (tunable codecs override)."""
+    @property
+    def strength_value(self) -> Strength | None:
+        """The strength as a value (tunable codecs: top-k ratio, PowerSGD rank, int8 on); None if fixed."""
+        return None
 
-    def compress_softer(self) -> None:  # noqa: B027
-        """Send more (tunable codecs override)."""
+    def set_strength(self, value: Strength) -> None:
+        """Compress at ``value`` from now on (tunable codecs override; the caller resets residuals if needed)."""
+        raise ValueError(
+            f"codec {self.name} has no strength to set (got {value!r}); only int8_block, topk and powersgd do"
+        )
+
+    def compress_harder(self) -> None:
+        """Send less, within the dynamic policy's bounds (a no-op for codecs without a strength)."""
+        self._turn("harder")
+
+    def compress_softer(self) -> None:
+        """Send more, within the dynamic policy's bounds (a no-op for codecs without a strength)."""
+        self._turn("softer")
+
+    def _turn(self, decision: Decision) -> None:
+        value = self.strength_value
+        if value is not None and self.dynamic is not None:
+            self.set_strength(next_strength(self.name, value, decision, self.dynamic))
 
 
 class ExactCodec(Codec):

@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from elastrain_trainer.compression.codec import Codec, exact_allreduce_mean
 from elastrain_trainer.compression.gather import allgather
+from elastrain_trainer.compression.policy import Strength
 from elastrain_trainer.compression.stats import allgather_wire_bytes
 from elastrain_trainer.config.compression import DynamicCompressionConfig
 
@@ -77,8 +78,9 @@ class Int8BlockCodec(Codec):
     def strength(self) -> str:
         return "int8" if self.enabled else "fp32"
 
-    def compress_harder(self) -> None:
-        self.enabled = True
+    @property
+    def strength_value(self) -> bool:
+        return self.enabled
 
-    def compress_softer(self) -> None:
-        self.enabled = False
+    def set_strength(self, value: Strength) -> None:
+        self.enabled = bool(value)

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from elastrain_trainer.compression.codec import FP32_BYTES, Codec
+from elastrain_trainer.compression.policy import Strength
 from elastrain_trainer.compression.stats import allreduce_wire_bytes
 from elastrain_trainer.config.compression import DynamicCompressionConfig
 
@@ -131,10 +132,9 @@ class PowerSGDCodec(Codec):
     def strength(self) -> str:
         return f"rank={self.rank}"
 
-    def compress_harder(self) -> None:
-        if self.dynamic is not None:
-            self.rank = max(self.dynamic.min_rank, self.rank // 2)
+    @property
+    def strength_value(self) -> int:
+        return self.rank
 
-    def compress_softer(self) -> None:
-        if self.dynamic is not None:
-            self.rank = min(self.dynamic.max_rank, self.rank * 2)
+    def set_strength(self, value: Strength) -> None:
+        self.rank = int(value)

@@ -16,11 +16,9 @@ import torch.distributed as dist
 
 from elastrain_trainer.compression.codec import Codec
 from elastrain_trainer.compression.gather import allgather
+from elastrain_trainer.compression.policy import Strength
 from elastrain_trainer.compression.stats import allgather_wire_bytes
 from elastrain_trainer.config.compression import DynamicCompressionConfig
-
-#: Factor by which the dynamic policy changes the ratio per adjustment.
-TOPK_STEP_FACTOR = 2.0
 
 
 def select_topk(flat: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,10 +68,9 @@ class TopKCodec(Codec):
     def strength(self) -> str:
         return f"topk={self.ratio:g}"
 
-    def compress_harder(self) -> None:
-        if self.dynamic is not None:
-            self.ratio = max(self.dynamic.min_topk_ratio, self.ratio / TOPK_STEP_FACTOR)
+    @property
+    def strength_value(self) -> float:
+        return self.ratio
 
-    def compress_softer(self) -> None:
-        if self.dynamic is not None:
-            self.ratio = min(self.dynamic.max_topk_ratio, self.ratio * TOPK_STEP_FACTOR)
+    def set_strength(self, value: Strength) -> None:
+        self.ratio = float(value)

@@ -35,6 +35,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from elastrain_trainer.balance import plan_step, update_throughput
 from elastrain_trainer.checkpoint import CheckpointStore
+from elastrain_trainer.compression import StepSample, StrengthController
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples, split_samples
 from elastrain_trainer.driver.groups import GroupHandle, start_group
@@ -98,6 +99,16 @@ class RunResult:
 Hook = Callable[["Driver", int], None]
 
 
+def _strength_sample(results: list[StepResult]) -> StepSample:
+    """One committed step's measurements for the compression strength controller."""
+    fractions = [r.comm_seconds / r.step_seconds for r in results if r.step_seconds > 0]
+    return StepSample(
+        comm_fraction=sum(fractions) / len(fractions) if fractions else 0.0,
+        residual_sq=sum(r.extra.get("compression_residual_sq", 0.0) for r in results),
+        signal_sq=sum(r.extra.get("compression_signal_sq", 0.0) for r in results),
+    )
+
+
 class Driver:
     def __init__(self, cfg: TrainerConfig, options: DriverOptions, *, pods: RayNodePods | None = None) -> None:
         self.cfg = cfg
@@ -118,6 +129,9 @@ class Driver:
         self.metrics: list[StepMetrics] = []
         self.committed: list[dict[str, list[Piece]]] = []
         self.events: list[dict[str, Any]] = []
+        self.compression = StrengthController.from_config(cfg.compression)
+        """The dynamic compression policy across groups (None when off). Not in the checkpoint record:
+        a new driver starts from the configured strength."""
         self._serial = 0
         self._training_step: int | None = None
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
@@ -326,6 +340,7 @@ class Driver:
         ledger_state = self.ledger.state_dict() if checkpoint_group else None
         assignment = self.ledger.assign(step, plan.shares)
         fault = self.options.exit_after_reduce
+        strength = self.compression.strength if self.compression is not None else None
         refs: dict[str, list[Any]] = {}
         for group_id in members:
             group = self.groups[group_id]
@@ -337,6 +352,7 @@ class Driver:
                 checkpoint=group_id == checkpoint_group,
                 ledger_state=ledger_state if group_id == checkpoint_group else None,
                 delay_seconds=self.options.step_delay + self.options.group_delays.get(group.node_id, 0.0),
+                compression_strength=strength,
                 exit_after_reduce=fault == ExitAfterReduce(group_id, step),
             )
             refs[group_id] = [actor.train.remote(group_plan) for actor in group.actors]
@@ -366,6 +382,10 @@ class Driver:
         every = [r for rs in results.values() for r in rs]
         if not every:
             return None
+        if committed and self.compression is not None:
+            decision = self.compression.observe(step, _strength_sample(every))
+            if decision not in (None, "keep"):
+                self.event("compression_adjusted", decision=decision, strength=self.compression.strength)
         val_loss = self._evaluate(sorted(results)[0]) if committed and self._eval_due() else None
         tokens = sum(r.tokens for r in every)
         step_seconds = max(r.step_seconds for r in every)
@@ -382,6 +402,8 @@ class Driver:
             wall_time=time.monotonic() - self.start_time,
             val_loss=val_loss,
             perplexity=math.exp(min(val_loss, MAX_LOG_PERPLEXITY)) if val_loss is not None else None,
+            compression_bytes_sent=int(sum(r.extra.get("compression_bytes_sent", 0.0) for r in every)),
+            compression_strength=float(strength) if strength is not None else None,
         )
 
     def _await_results(self, refs: dict[str, list[Any]]) -> dict[str, list[StepResult]]:

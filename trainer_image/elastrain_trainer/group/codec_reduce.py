@@ -13,7 +13,10 @@ change), so they reach exactly the groups of the current quorum, and they keep
   back to ``manager.allreduce``, which zeroes a non-participant's part. Every group sees the same
   sizes, so all take the same branch.
 - error-feedback residuals and PowerSGD's warm start are dropped when the quorum changes: the
-  other groups' state no longer matches (a joining group starts without any).
+  other groups' state no longer matches (a joining group starts without any);
+- the strength (top-k ratio, PowerSGD rank, int8 on/off) is the one the driver put in the step's
+  plan, the same for every group (:meth:`ManagedCodecReduce.set_strength`); a change drops the
+  residuals and warm start too, since their shapes and meaning change with it.
 
 torchft's own quantized all-reduce is never used: it needs Triton on a GPU.
 """
@@ -25,7 +28,7 @@ from typing import Any
 
 import torch
 
-from elastrain_trainer.compression import Codec, allreduce_wire_bytes
+from elastrain_trainer.compression import Codec, Strength, allreduce_wire_bytes
 from elastrain_trainer.compression.codec import FP32_BYTES
 from elastrain_trainer.compression.fsdp_hook import Segments
 
@@ -40,8 +43,18 @@ class ManagedCodecReduce:
         """Times the codec's state was dropped because the quorum changed."""
         self.fallbacks = 0
         """Reductions done by ``manager.allreduce`` because not every group participated."""
+        self.strength_resets = 0
+        """Times the codec's state was dropped because the driver changed the strength."""
         self._quorum_id: int | None = None
         self._reported = (0, 0)
+
+    def set_strength(self, strength: Strength | None) -> None:
+        """Compress at the plan's ``strength`` from this step on (None: keep the codec's own)."""
+        if strength is None or strength == self.codec.strength_value:
+            return
+        self.codec.set_strength(strength)
+        self.codec.reset()
+        self.strength_resets += 1
 
     def __call__(self, tensor: torch.Tensor) -> None:
         """Reduce a whole tensor; its error-feedback key is its position in the step (ddp)."""
@@ -93,14 +106,24 @@ class ManagedCodecReduce:
         self._quorum_id = quorum_id
 
     def end_step(self, *, step_seconds: float) -> dict[str, float]:
-        """Close the step for the codec; return this step's traffic (for ``StepResult.extra``)."""
+        """Close the step for the codec; return this step's traffic and compression error (for ``StepResult.extra``)."""
         self.codec.end_step(step_seconds=step_seconds)
         stats = self.codec.stats
         sent, uncompressed = stats.bytes_sent - self._reported[0], stats.bytes_uncompressed - self._reported[1]
         self._reported = (stats.bytes_sent, stats.bytes_uncompressed)
-        return {
+        # The codec's own policy is off on this path (the driver decides), so its error sums are ours to drain.
+        measured = self.codec.measurements
+        residual_sq, signal_sq = measured.residual_sq, measured.signal_sq
+        measured.residual_sq = measured.signal_sq = 0.0
+        extra = {
             "compression_bytes_sent": float(sent),
             "compression_bytes_uncompressed": float(uncompressed),
             "compression_resets": float(self.resets),
             "compression_fallbacks": float(self.fallbacks),
+            "compression_strength_resets": float(self.strength_resets),
+            "compression_residual_sq": residual_sq,
+            "compression_signal_sq": signal_sq,
         }
+        if self.codec.strength_value is not None:
+            extra["compression_strength"] = float(self.codec.strength_value)
+        return extra

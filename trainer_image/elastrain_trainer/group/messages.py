@@ -44,6 +44,9 @@ class StepPlan:
     ledger_state: dict[str, object] | None = None
     delay_seconds: float = 0.0
     """Artificial slowdown per step (benchmarks and load-balance tests)."""
+    compression_strength: float | int | bool | None = None
+    """The codec's strength for this step (top-k ratio, PowerSGD rank, int8 on), the same for every group;
+    None keeps the configured one (no dynamic policy)."""
     exit_after_reduce: bool = False
     """Fault-injection seam for tests and chaos drills: every rank exits (``os._exit(1)``) once the step's
     cross-group reduction has finished, before it resolves; the survivors' update holds this group's gradient."""

@@ -10,7 +10,6 @@ fault-tolerant average for ``none``, otherwise the codec on torchft's process gr
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +21,6 @@ from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.parallel import ReduceHook
 
 ReduceFactory = Callable[[Any, TrainerConfig], ReduceHook]
-
-logger = logging.getLogger(__name__)
 
 
 def plain_allreduce(manager: Any, cfg: TrainerConfig) -> ReduceHook:
@@ -38,18 +35,12 @@ def plain_allreduce(manager: Any, cfg: TrainerConfig) -> ReduceHook:
 def compressed_allreduce(manager: Any, cfg: TrainerConfig) -> ManagedCodecReduce:
     """Average over participating groups with the codec ``cfg.compression`` names, on torchft's process group.
 
-    The dynamic policy is not applied across groups: each group measures its own bandwidth and
-    would choose its own strength, and groups with different strengths cannot exchange payloads.
+    The codec's own dynamic policy stays off: groups deciding alone would pick different strengths
+    and could not exchange payloads. The driver decides instead and sends every group the step's
+    strength in its plan (:class:`~elastrain_trainer.compression.StrengthController`).
     """
-    compression = cfg.compression
-    if compression.dynamic.enabled:
-        logger.warning(
-            "compression.dynamic is not applied across replica groups yet; training continues at the "
-            "configured strength (codec %s). Set compression.dynamic.enabled: false to silence this.",
-            compression.codec,
-        )
-        compression = compression.model_copy(update={"dynamic": DynamicCompressionConfig()})
-    return ManagedCodecReduce(manager, build_codec(compression))
+    fixed = cfg.compression.model_copy(update={"dynamic": DynamicCompressionConfig()})
+    return ManagedCodecReduce(manager, build_codec(fixed))
 
 
 def select_reduce(cfg: TrainerConfig) -> ReduceFactory:

@@ -85,6 +85,8 @@ class StepRunner:
         # Loss sum x scale: after FSDP's in-group mean and torchft's cross-group mean this is the
         # mean over all samples of the step (group weight = n_g * P / B, see elastrain_trainer.balance).
         scale = self.world * plan.weight / max(1, group_samples * tokens_per_sample)
+        if isinstance(self.reduce, ManagedCodecReduce):
+            self.reduce.set_strength(plan.compression_strength)  # before backward: its hooks reduce at this strength
         self.clock.restart()
         loss_sum = self._forward_backward(mine, scale)
         if plan.delay_seconds:
