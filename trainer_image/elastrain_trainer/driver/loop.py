@@ -383,9 +383,12 @@ class Driver:
         if not every:
             return None
         if committed and self.compression is not None:
+            before = self.compression.strength
             decision = self.compression.observe(step, _strength_sample(every))
-            if decision not in (None, "keep"):
-                self.event("compression_adjusted", decision=decision, strength=self.compression.strength)
+            if decision not in (None, "keep") and self.compression.strength != before:  # not at a bound already
+                self.event(
+                    "compression_adjusted", decision=decision, strength=self.compression.strength, previous=before
+                )
         val_loss = self._evaluate(sorted(results)[0]) if committed and self._eval_due() else None
         tokens = sum(r.tokens for r in every)
         step_seconds = max(r.step_seconds for r in every)
