@@ -1,0 +1,84 @@
+"""Ray calls on the groups' ranks: collect answers without blocking, set-up, flush, fingerprints, shutdown.
+
+A failed rank loses its whole group at once: its other ranks are killed, so their torchft Manager
+stops heartbeating and the quorum moves on without it. The callbacks the driver hands to these
+functions and to the phases are typed here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from elastrain_trainer.driver.groups import GroupHandle
+
+
+class EventSink(Protocol):
+    """Records one driver event (``Driver.event``)."""
+
+    def __call__(self, kind: str, **data: Any) -> None: ...
+
+
+class LoseGroup(Protocol):
+    """Kills a group and gives back its pieces (``Driver.lose_group``)."""
+
+    def __call__(self, group_id: str, *, reason: str) -> None: ...
+
+
+def collect(group: GroupHandle, refs: list[Any], phase: str, *, lose_group: LoseGroup) -> list[Any] | None:
+    """The ranks' answers once all are in; None while waiting. A failed rank loses its group at once."""
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+    for ref in done:
+        try:
+            ray.get(ref)
+        except (RayActorError, RayTaskError) as error:
+            lose_group(group.group_id, reason=f"{phase} failed: {type(error).__name__}")
+            return None
+    if len(done) < len(refs):
+        return None
+    return list(ray.get(refs))
+
+
+def poll_setup(groups: Mapping[str, GroupHandle], *, lose_group: LoseGroup, event: EventSink) -> None:
+    """Mark every group whose ranks all finished set-up ready; a group whose set-up failed is lost."""
+    for group_id, group in list(groups.items()):
+        if group.ready:
+            continue
+        done, _ = ray.wait(group.setup_refs, num_returns=len(group.setup_refs), timeout=0)
+        if len(done) < len(group.setup_refs):
+            continue
+        try:
+            steps = ray.get(group.setup_refs)
+        except (RayActorError, RayTaskError) as error:
+            lose_group(group_id, reason=f"set-up failed: {error}")
+            continue
+        group.ready = True
+        group.step_at_ready = max(steps)
+        group.info["setup_seconds"] = time.monotonic() - group.started_at
+        event("group_ready", group=group_id, setup_seconds=group.info["setup_seconds"])
+
+
+def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -> None:
+    """Wait for the ready groups' asynchronous checkpoint saves to finish and be marked."""
+    refs = [actor.flush.remote() for g in groups.values() if g.ready for actor in g.actors]
+    with contextlib.suppress(RayActorError, RayTaskError, GetTimeoutError):
+        ray.get(refs, timeout=timeout_seconds)
+
+
+def fingerprint_groups(groups: Mapping[str, GroupHandle]) -> dict[str, list[dict[str, Any]]]:
+    """Every ready group's per-rank state (parameters and optimizer shards)."""
+    return {g.group_id: ray.get([a.state_fingerprint.remote() for a in g.actors]) for g in groups.values() if g.ready}
+
+
+def shutdown_groups(groups: dict[str, GroupHandle]) -> None:
+    """Shut every group's ranks down (a dead rank is fine), kill them and forget the groups."""
+    for group in list(groups.values()):
+        with contextlib.suppress(Exception):  # shutting down: a dead rank is fine
+            ray.get([a.shutdown.remote() for a in group.actors], timeout=10)
+        group.kill()
+    groups.clear()

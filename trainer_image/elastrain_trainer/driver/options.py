@@ -1,0 +1,65 @@
+"""What a driver run is told (the TrainingJob's checkpoint and runtime sections) and what it hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from elastrain_trainer.driver.groups import GroupHandle
+from elastrain_trainer.driver.lighthouse import LighthouseOptions
+from elastrain_trainer.group.worker import FaultTimeouts
+from elastrain_trainer.ledger import Piece, ShardLedger
+from elastrain_trainer.metrics import StepMetrics
+
+
+@dataclass(frozen=True)
+class ExitAfterReduce:
+    """Fault injection: every rank of ``group_id`` exits right after step ``step``'s cross-group reduction.
+
+    The survivors' update then holds the group's gradient while the group never reports the step.
+    """
+
+    group_id: str
+    step: int
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """What the TrainingJob's checkpoint and runtime sections say (not part of TrainerConfig)."""
+
+    checkpoint_dir: str | None = None
+    checkpoint_interval: int = 0
+    checkpoint_keep: int = 3
+    async_checkpoint: bool = True
+    lighthouse: LighthouseOptions = field(default_factory=LighthouseOptions)
+    timeouts: FaultTimeouts = field(default_factory=FaultTimeouts)
+    step_timeout_seconds: float = 120.0
+    max_attempts: int = 10000
+    start_groups: int = 1
+    """Groups that must be ready before the first step of a fresh start (e.g. elastic.minReplicas)."""
+    group_delays: dict[str, float] = field(default_factory=dict)
+    """Artificial per-step slowdown by node id (load-balance tests and benchmarks)."""
+    step_delay: float = 0.0
+    """Artificial per-step slowdown of every group (local mode: watch resizes on a fast model)."""
+    exit_after_reduce: ExitAfterReduce | None = None
+    """Fault-injection seam for tests and chaos drills: one group's ranks exit after one step's all-reduce."""
+
+    def worker_kwargs(self) -> dict[str, Any]:
+        """What every rank worker of every group is told: checkpointing and fault timeouts."""
+        return {
+            "checkpoint_dir": self.checkpoint_dir,
+            "checkpoint_keep": self.checkpoint_keep,
+            "async_checkpoint": self.async_checkpoint,
+            "timeouts": self.timeouts,
+        }
+
+
+@dataclass
+class RunResult:
+    metrics: list[StepMetrics]
+    ledger: ShardLedger
+    step: int
+    events: list[dict[str, Any]]
+    groups: dict[str, GroupHandle]
+    committed: list[dict[str, list[Piece]]]
+    """Per committed step (in order), the pieces each group trained."""

@@ -1,0 +1,101 @@
+"""Phase 1 of a step, ``quorum``: form one complete quorum from the groups' answers.
+
+Every rank of every ready group calls ``quorum`` and torchft's lighthouse forms the quorum. A group
+that just started heals here from a live peer. A group the quorum left out keeps its call pending
+and is in the next one. The answers so far either make one complete quorum (every participant the
+newest quorum counts has answered), or can never make one (a group died after joining it and no
+call is pending), or may still: :func:`decide_quorum` says which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect
+from elastrain_trainer.driver.groups import GroupHandle
+from elastrain_trainer.group import QuorumInfo
+
+#: Seconds between polls of the groups' quorum calls.
+QUORUM_POLL_SECONDS = 0.002
+
+
+@dataclass(frozen=True)
+class QuorumComplete:
+    """Every participant of the newest quorum answered: these groups train the step."""
+
+    members: dict[str, QuorumInfo]
+
+
+@dataclass(frozen=True)
+class QuorumAbandoned:
+    """The newest quorum counts a group that will never answer: the survivors must ask again."""
+
+    participants: int
+
+
+def decide_quorum(infos: Mapping[str, QuorumInfo], *, waiting: bool) -> QuorumComplete | QuorumAbandoned | None:
+    """What the answers so far (rank 0's view per group) make; None while they may still complete a quorum.
+
+    ``waiting``: some group still has a quorum call pending and has not answered.
+    """
+    if not infos:
+        return None
+    newest = max(info.quorum_id for info in infos.values())
+    members = {g: i for g, i in infos.items() if i.quorum_id == newest}
+    if len(members) == next(iter(members.values())).participants:
+        return QuorumComplete(members)
+    if not waiting:
+        # The quorum counts a group that died after joining it: it can never complete. The
+        # survivors ask again; the lighthouse drops the dead group after its heartbeat timeout.
+        return QuorumAbandoned(participants=max(i.participants for i in members.values()))
+    return None
+
+
+def form_quorum(
+    groups: dict[str, GroupHandle],
+    *,
+    timeout_seconds: float,
+    poll_setup: Callable[[], None],
+    lose_group: LoseGroup,
+    event: EventSink,
+) -> dict[str, QuorumInfo]:
+    """The groups of one complete quorum (rank 0's view), {} if none formed.
+
+    ``groups`` is the driver's live mapping: a group lost meanwhile (by ``lose_group``) leaves it.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    infos: dict[str, QuorumInfo] = {}
+    while time.monotonic() < deadline:
+        # A group that finishes set-up now joins this quorum: torchft will not form a new quorum
+        # while half of the heartbeating groups have not asked for one.
+        poll_setup()
+        ready = [g for g in groups.values() if g.ready]
+        for group in ready:
+            if group.quorum_refs is None and group.group_id not in infos:
+                group.quorum_refs = [actor.quorum.remote() for actor in group.actors]
+        for group in ready:
+            if group.group_id in infos or group.group_id not in groups or group.quorum_refs is None:
+                continue
+            answers = collect(group, group.quorum_refs, "quorum", lose_group=lose_group)
+            if answers is None:
+                continue
+            group.quorum_refs = None
+            infos[group.group_id] = answers[0]
+        waiting = any(g.quorum_refs is not None and g.group_id not in infos for g in groups.values())
+        decision = decide_quorum(infos, waiting=waiting)
+        if isinstance(decision, QuorumComplete):
+            return decision.members
+        if isinstance(decision, QuorumAbandoned):
+            event("quorum_abandoned", answered=sorted(infos), participants=decision.participants)
+            return {}
+        if not any(g.group_id in groups for g in ready):
+            return {}
+        time.sleep(QUORUM_POLL_SECONDS)
+    event(
+        "quorum_timeout",
+        answered={g: (i.quorum_id, i.participants) for g, i in infos.items()},
+        waiting=sorted(g.group_id for g in groups.values() if g.quorum_refs is not None),
+    )
+    return {}
