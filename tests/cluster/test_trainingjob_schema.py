@@ -103,7 +103,7 @@ def test_round_trip_with_server_defaults(cluster: LocalCluster, namespace: str) 
             replicas=3,
             elastic=ElasticPolicy(min_replicas=2, max_replicas=4),
             trainer=TrainerConfig(steps=40, model=ModelConfig(num_layers=3)),
-            checkpoint=CheckpointSpec(uri="s3://bucket/defaults", interval_steps=20),
+            checkpoint=CheckpointSpec(uri="file:///shared/defaults", interval_steps=20),
         ),
     )
     sent = manifest_of(job, only_set=True)

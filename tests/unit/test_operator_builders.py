@@ -298,7 +298,7 @@ def test_service_account_token_only_with_a_service_account(
 
 @pytest.mark.parametrize(("role", "index"), [(Role.HEAD, None), (Role.WORKER, 0), (Role.WORKER, 5)])
 def test_env_contract_round_trips_through_the_trainers_reader(make_job: MakeJob, role: Role, index: int | None) -> None:
-    job = make_job(replicas=3, elastic=(2, 5), device="cpu", accelerators=2, checkpoint_uri="s3://bucket/demo").obj()
+    job = make_job(replicas=3, elastic=(2, 5), device="cpu", accelerators=2, checkpoint_uri="file:///shared/demo").obj()
     pod = build(job, role, index or 0)
     contract = read_pod_env(literal_env(pod))
     assert contract.job_name == JOB_NAME
@@ -317,7 +317,7 @@ def test_env_contract_round_trips_through_the_trainers_reader(make_job: MakeJob,
     assert contract.trainer == job.spec.trainer
     assert contract.checkpoint is not None
     assert (contract.checkpoint.location, contract.checkpoint.interval_steps, contract.checkpoint.keep) == (
-        "s3://bucket/demo",
+        "file:///shared/demo",
         10,
         2,
     )
@@ -387,10 +387,10 @@ VOLUME_CASES = [
     ),
     VolumeCase(
         "checkpoint-uri-mounts-nothing",
-        {"checkpoint_uri": "gs://b/p"},
+        {"checkpoint_uri": "file:///b/p"},
         [SHM],
         [SHM_MOUNT],
-        checkpoint_location="gs://b/p",
+        checkpoint_location="file:///b/p",
     ),
     VolumeCase(
         "user-volumes-after-operators",

@@ -24,7 +24,8 @@ class CheckpointSpec(ConfigModel):
     """
 
     uri: str | None = Field(None, min_length=4, max_length=4096, pattern=r"^[a-z][a-z0-9+.-]*://\S+$")
-    """Storage URI of the checkpoint directory: s3://bucket/prefix, gs://bucket/prefix, or file:///shared/path."""
+    """Storage URI of the checkpoint directory: file:///shared/path, a filesystem every pod mounts at the same
+    path. Object stores (s3://, gs://) are not supported by this version's trainer; mount them or use pvc."""
     pvc: PvcLocation | None = None
     """A PersistentVolumeClaim directory instead of a URI."""
     interval_steps: int = Field(100, ge=1, le=1000000000)
@@ -39,5 +40,13 @@ class CheckpointSpec(ConfigModel):
             cel="has(self.uri) != has(self.pvc)",
             holds=lambda c: (c.uri is None) != (c.pvc is None),
             message="checkpoint needs exactly one location; set either uri or pvc",
+        ),
+        Rule(
+            cel="!has(self.uri) || self.uri.startsWith('file:///')",
+            holds=lambda c: c.uri is None or c.uri.startswith("file:///"),
+            field="uri",
+            message="this version writes checkpoints to a shared filesystem only: use uri file:///path "
+            "(mounted on every pod) or pvc; s3:// and gs:// are not supported yet",
+            shows=("uri",),
         ),
     )

@@ -49,7 +49,7 @@ class CheckpointTarget(ConfigModel):
     """Where and how often the trainer writes durable checkpoints (resolved from the job's checkpoint spec)."""
 
     location: str = Field(min_length=1)
-    """A URI (e.g. s3://bucket/job) or a local path (a mounted PVC)."""
+    """A file:// URI of a shared filesystem or a local path (a mounted PVC)."""
     interval_steps: int = Field(ge=1)
     """Steps between checkpoints."""
     keep: int = Field(ge=1)
