@@ -121,6 +121,7 @@ class Driver:
             self.event(kind, **data)
         if resume.resume_step is None or resume.ledger_state is None:
             self.ledger = self._fresh_ledger()
+            self.last_checkpoint = 0  # starting over: checkpoint again from the first interval
         else:
             self.ledger = ShardLedger.from_state_dict(resume.ledger_state)
             self.last_checkpoint = resume.resume_step
@@ -213,6 +214,7 @@ class Driver:
             self.ledger = self._fresh_ledger()
             self.committed.clear()
             self.step = start_over
+            self.last_checkpoint = 0  # starting over: checkpoint again from the first interval
 
     def run(self, *, hook: Hook | None = None, on_step: Callable[[StepMetrics], None] | None = None) -> RunResult:
         """Train until ``cfg.steps`` steps committed; ``hook(driver, step)`` runs before every attempt."""
