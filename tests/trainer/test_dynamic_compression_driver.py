@@ -7,8 +7,12 @@ adjustment interval the driver halves the top-k ratio for both groups, down to i
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import ray
 from tests.trainer.helpers import assert_bit_identical, fast_options, tiny_config
 
+from elastrain_trainer.checkpoint import CheckpointStore
 from elastrain_trainer.driver import Driver
 from elastrain_trainer.localmode import LocalCluster
 
@@ -50,3 +54,47 @@ def test_the_driver_tightens_compression_for_every_group_and_they_stay_identical
     assert sent[-1] < sent[0] / 3, sent
     first, second = fingerprints.values()
     assert_bit_identical(first, second)
+
+
+def test_after_losing_every_group_the_run_resumes_at_the_checkpointed_strength(
+    ray_pods: LocalCluster, tmp_path: Path
+) -> None:
+    """The strength the policy reached is saved with each checkpoint and restored with it, not reset."""
+    compression = {
+        "codec": "topk",
+        "topkRatio": 0.4,
+        "dynamic": {
+            "enabled": True,
+            "signal": "bandwidth",
+            "targetCommFraction": 0.001,
+            "adjustIntervalSteps": 2,
+            "minTopkRatio": 0.0125,
+            "maxTopkRatio": 0.4,
+        },
+    }
+    cfg = tiny_config(steps=10, globalBatchSize=8, compression=compression)
+    options = fast_options(start_groups=2, checkpoint_dir=str(tmp_path), checkpoint_interval=4, checkpoint_keep=2)
+    driver = Driver(cfg, options)
+    state: dict[str, int] = {}
+
+    def hook(d: Driver, step: int) -> None:
+        latest = d.store.latest() if d.store else None
+        if "killed_at" not in state and latest is not None and latest >= 4 and step >= 5:
+            state.update(killed_at=step, latest=latest)
+            for group in d.groups.values():
+                for actor in group.actors:
+                    ray.kill(actor, no_restart=True)
+
+    try:
+        result = driver.run(hook=hook)
+    finally:
+        driver.shutdown()
+    assert result.step == cfg.steps
+    saved = CheckpointStore(tmp_path).read_record(state["latest"]).compression_strength
+    assert saved is not None and saved < 0.4, saved  # the policy had moved before the checkpoint
+    kinds = [e["kind"] for e in result.events]
+    restored_at = kinds.index("restored")
+    assert result.events[restored_at]["checkpoint_step"] == state["latest"]
+    # The first step trained after the restore used the saved strength, not the configured 0.4.
+    after = [m for m in result.metrics if m.committed and m.wall_time > result.events[restored_at]["time"]]
+    assert after and after[0].compression_strength == saved, [(m.step, m.compression_strength) for m in after]

@@ -234,6 +234,17 @@ def test_decide_resume(case: ResumeCase) -> None:
     assert decide_resume(case.choice, step=case.step) == case.expected
 
 
+@pytest.mark.parametrize("strength", [0.025, 2, False, None])
+def test_the_compression_strength_saved_with_a_checkpoint_comes_back_with_it(strength: float | bool | None) -> None:
+    record = DriverRecord(step=10, ledger=LEDGER, compression_strength=strength)
+    assert decide_resume(CheckpointChoice(record=record), step=10).compression_strength == strength
+
+
+def test_a_record_written_before_strengths_were_saved_still_loads() -> None:
+    record = DriverRecord(**{"step": 10, "ledger": LEDGER, "batches_committed": 3})
+    assert decide_resume(CheckpointChoice(record=record), step=0).compression_strength is None
+
+
 # -- decide_checkpoint_group -------------------------------------------------------------------------
 
 

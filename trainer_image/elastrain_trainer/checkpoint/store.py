@@ -40,11 +40,13 @@ DEFAULT_KEEP = 3
 
 @dataclass(frozen=True)
 class DriverRecord:
-    """The driver's part of a checkpoint: the committed step and the shard ledger's state."""
+    """The driver's part of a checkpoint: the committed step, the shard ledger's state, and the
+    compression strength the dynamic policy had reached (None without one; absent in older records)."""
 
     step: int
     ledger: dict[str, Any]
     batches_committed: int = 0
+    compression_strength: float | int | bool | None = None
 
 
 @dataclass(frozen=True)

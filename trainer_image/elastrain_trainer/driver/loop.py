@@ -125,6 +125,8 @@ class Driver:
         else:
             self.ledger = ShardLedger.from_state_dict(resume.ledger_state)
             self.last_checkpoint = resume.resume_step
+            if self.compression is not None and resume.compression_strength is not None:
+                self.compression.strength = resume.compression_strength  # every group resumes at the saved one
         self.step = resume.step
         return resume.resume_step
 

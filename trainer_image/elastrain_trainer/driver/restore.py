@@ -36,6 +36,8 @@ class Resume:
     """The checkpoint's shard ledger; None: a fresh ledger."""
     events: tuple[Event, ...]
     """To record, in order, before the driver takes on the new state."""
+    compression_strength: float | int | bool | None = None
+    """The dynamic compression strength saved with the checkpoint; None: start from the configured one."""
 
 
 def decide_resume(choice: CheckpointChoice | None, *, step: int) -> Resume:
@@ -54,7 +56,13 @@ def decide_resume(choice: CheckpointChoice | None, *, step: int) -> Resume:
         return Resume(step=0, resume_step=None, ledger_state=None, events=tuple(events))
     if step != record.step:
         events.append(("restored", {"from_step": step, "checkpoint_step": record.step}))
-    return Resume(step=record.step, resume_step=record.step, ledger_state=record.ledger, events=tuple(events))
+    return Resume(
+        step=record.step,
+        resume_step=record.step,
+        ledger_state=record.ledger,
+        events=tuple(events),
+        compression_strength=record.compression_strength,
+    )
 
 
 def handle_state_lost(

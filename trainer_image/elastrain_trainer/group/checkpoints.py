@@ -77,6 +77,7 @@ class CheckpointWriter:
                     step=step,
                     ledger=dict(plan.ledger_state),
                     batches_committed=int(self.manager.batches_committed()),
+                    compression_strength=plan.compression_strength,
                 )
             )
         if self.rank == 0 and self.scaler is not None:
