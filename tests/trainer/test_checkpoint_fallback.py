@@ -195,7 +195,8 @@ def test_losing_every_group_after_the_latest_checkpoint_was_truncated_resumes_fr
     assert result.ledger.audit(0).exact
     assert sorted(count_samples(result.committed)[0].values()) == [1] * result.ledger.num_samples
     assert result.ledger.audit(1).duplicated == 0
-    # The damaged step was saved again, whole, when the run passed it a second time.
+    # The damaged step was saved again, whole, when the run passed it a second time; the newest
+    # checkpoint holds the trained state after the last step.
     final = CheckpointStore(tmp_path).find_newest()
-    assert final.skipped == () and final.record is not None and final.record.step == 12
+    assert final.skipped == () and final.record is not None and final.record.step == cfg.steps
     assert CheckpointStore(tmp_path).read_record(state["damaged"]).step == state["damaged"]

@@ -73,7 +73,7 @@ def test_after_losing_every_group_the_run_resumes_at_the_checkpointed_strength(
         },
     }
     cfg = tiny_config(steps=10, globalBatchSize=8, compression=compression)
-    options = fast_options(start_groups=2, checkpoint_dir=str(tmp_path), checkpoint_interval=4, checkpoint_keep=2)
+    options = fast_options(start_groups=2, checkpoint_dir=str(tmp_path), checkpoint_interval=4, checkpoint_keep=3)
     driver = Driver(cfg, options)
     state: dict[str, int] = {}
 

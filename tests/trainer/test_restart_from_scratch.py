@@ -89,9 +89,31 @@ def test_a_restart_from_scratch_checkpoints_again_from_the_first_interval(
     assert result.ledger.audit(0).exact
     assert sorted(count_samples(result.committed)[0].values()) == [1] * result.ledger.num_samples
     assert result.ledger.audit(1).duplicated == 0
-    # Every damaged checkpoint was written again, whole; the latest is readable.
+    # The damaged checkpoints were written again, whole, and the trained state after the last step
+    # was saved (keep 3: 4 was pruned); the latest is readable.
     store = CheckpointStore(tmp_path)
-    assert store.steps() == [4, 8, 12]
+    assert store.steps() == [8, 12, 14]
     final = store.find_newest()
-    assert final.skipped == () and final.record is not None and final.record.step == 12
-    assert [store.read_record(s).step for s in (4, 8)] == [4, 8]
+    assert final.skipped == () and final.record is not None and final.record.step == 14
+    assert store.read_record(8).step == 8
+
+
+@pytest.mark.parametrize("async_save", [False, True])
+def test_every_checkpoint_marked_latest_is_reported_to_the_driver(
+    two_pods: LocalCluster, tmp_path: Path, async_save: bool
+) -> None:
+    """Every save reaches the driver's events (and so the progress report's lastCheckpointStep),
+    synchronous or not, and the trained state after the last step is saved too (step 8)."""
+    cfg = tiny_config(steps=8, globalBatchSize=8)
+    options = fast_options(
+        start_groups=2, checkpoint_dir=str(tmp_path), checkpoint_interval=2, async_checkpoint=async_save
+    )
+    driver = Driver(cfg, options)
+    try:
+        result = driver.run()
+    finally:
+        driver.shutdown()
+    reported = sorted({e["checkpoint_step"] for e in result.events if e["kind"] == "checkpoint"})
+    marked = CheckpointStore(tmp_path).latest()
+    assert marked == 8 and reported[-1] == marked, (reported, marked)
+    assert reported == [2, 4, 6, 8], reported

@@ -16,6 +16,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from elastrain_trainer.driver.groups import GroupHandle
+from elastrain_trainer.group import StepPlan
 
 
 class EventSink(Protocol):
@@ -63,11 +64,29 @@ def poll_setup(groups: Mapping[str, GroupHandle], *, lose_group: LoseGroup, even
         event("group_ready", group=group_id, setup_seconds=group.info["setup_seconds"])
 
 
-def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -> None:
-    """Wait for the ready groups' asynchronous checkpoint saves to finish and be marked."""
-    refs = [actor.flush.remote() for g in groups.values() if g.ready for actor in g.actors]
-    with contextlib.suppress(RayActorError, RayTaskError, GetTimeoutError):
-        ray.get(refs, timeout=timeout_seconds)
+def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -> dict[str, int]:
+    """Wait for the ready groups' asynchronous checkpoint saves to finish and be marked.
+
+    Returns, per group, the step of the save this marked latest (groups with none left out).
+    """
+    ready = [g for g in groups.values() if g.ready]
+    refs = [[actor.flush.remote() for actor in g.actors] for g in ready]
+    marked: dict[str, int] = {}
+    for group, group_refs in zip(ready, refs, strict=True):
+        with contextlib.suppress(RayActorError, RayTaskError, GetTimeoutError):
+            steps = ray.get(group_refs, timeout=timeout_seconds)
+            if steps and steps[0] is not None:
+                marked[group.group_id] = int(steps[0])
+    return marked
+
+
+def save_final_checkpoint(group: GroupHandle, plan: StepPlan, *, timeout_seconds: float) -> int | None:
+    """Have every rank of ``group`` save the trained state; the step marked latest, None if it failed."""
+    try:
+        steps = ray.get([actor.save_final.remote(plan) for actor in group.actors], timeout=timeout_seconds)
+    except (RayActorError, RayTaskError, GetTimeoutError):
+        return None
+    return int(steps[0]) if steps and steps[0] is not None else None
 
 
 def fingerprint_groups(groups: Mapping[str, GroupHandle]) -> dict[str, list[dict[str, Any]]]:

@@ -23,7 +23,13 @@ from elastrain_trainer.compression import StrengthController
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples, split_samples
 from elastrain_trainer.driver import train
-from elastrain_trainer.driver.calls import fingerprint_groups, flush_groups, poll_setup, shutdown_groups
+from elastrain_trainer.driver.calls import (
+    fingerprint_groups,
+    flush_groups,
+    poll_setup,
+    save_final_checkpoint,
+    shutdown_groups,
+)
 from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
@@ -31,7 +37,7 @@ from elastrain_trainer.driver.pods import RayNodePods
 from elastrain_trainer.driver.quorum import form_quorum
 from elastrain_trainer.driver.restore import decide_resume, handle_state_lost
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
-from elastrain_trainer.group import QuorumInfo
+from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
 
@@ -247,6 +253,7 @@ class Driver:
                 if on_step is not None:
                     on_step(metrics)
         self.flush()
+        self.save_final()
         return RunResult(
             metrics=self.metrics,
             ledger=self.ledger,
@@ -257,8 +264,30 @@ class Driver:
         )
 
     def flush(self) -> None:
-        """Wait for asynchronous checkpoint saves to finish and be marked."""
-        flush_groups(self.groups, timeout_seconds=self.options.step_timeout_seconds)
+        """Wait for asynchronous checkpoint saves to finish and be marked; each marked one is an event."""
+        for group_id, step in flush_groups(self.groups, timeout_seconds=self.options.step_timeout_seconds).items():
+            self.event("checkpoint", group=group_id, checkpoint_step=step)
+
+    def save_final(self) -> None:
+        """After the last step, checkpoint the trained state unless the newest checkpoint already holds it."""
+        ready = sorted((g for g in self.groups.values() if g.ready), key=lambda g: g.group_id)
+        if self.store is None or self.step < self.cfg.steps or self.step <= self.last_checkpoint or not ready:
+            return
+        plan = StepPlan(
+            step=self.step,
+            pieces=[],
+            weight=0.0,
+            participants=0,
+            checkpoint=True,
+            ledger_state=self.ledger.state_dict(),
+            compression_strength=self.compression.strength if self.compression is not None else None,
+        )
+        step = save_final_checkpoint(ready[0], plan, timeout_seconds=self.options.step_timeout_seconds)
+        if step is None:
+            self.event("final_checkpoint_failed", group=ready[0].group_id)
+            return
+        self.last_checkpoint = step
+        self.event("checkpoint", group=ready[0].group_id, checkpoint_step=step)
 
     def fingerprints(self) -> dict[str, list[dict[str, Any]]]:
         """Every ready group's per-rank state (parameters and optimizer shards)."""

@@ -66,10 +66,14 @@ class CheckpointWriter:
         self.scaler = scaler
         self._pending: tuple[int, Future[Any]] | None = None
 
-    def start(self, plan: StepPlan) -> None:
-        """Save the state at the manager's current step (after finishing any earlier save)."""
+    def start(self, plan: StepPlan) -> int | None:
+        """Save the state at the manager's current step (after finishing any earlier save).
+
+        Returns the step of a save marked latest on the way: the earlier asynchronous one this waited
+        for, or this one when saving synchronously; None when none was.
+        """
         assert self.store is not None, "checkpointing needs a checkpoint directory"
-        self.finish(block=True)
+        earlier = self.finish(block=True)
         step = int(self.manager.current_step())
         if self.rank == 0 and plan.ledger_state is not None:
             self.store.write_record(
@@ -91,9 +95,9 @@ class CheckpointWriter:
             use_async=self.async_save,
         )
         if future is None:
-            self._mark(step)
-        else:
-            self._pending = (step, future)
+            return self._mark(step)
+        self._pending = (step, future)
+        return earlier
 
     def finish(self, *, block: bool) -> int | None:
         """Mark a finished asynchronous save as latest; returns its step once it is marked."""

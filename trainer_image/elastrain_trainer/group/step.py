@@ -71,7 +71,8 @@ class StepRunner:
         start = time.perf_counter()
         saved = self.checkpoints.finish(block=False)
         if plan.checkpoint:
-            self.checkpoints.start(plan)
+            marked = self.checkpoints.start(plan)  # a save marked on the way is reported too
+            saved = marked if marked is not None else saved
         compute_start = time.perf_counter()  # a save's blocking part is not compute: it would skew the balance
         if self.manager.num_participants() != plan.participants:
             # The driver weighted the gradients for another quorum: never commit this step.

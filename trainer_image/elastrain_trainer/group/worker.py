@@ -204,6 +204,14 @@ class RankWorker:
         """Wait for an asynchronous save in progress; returns its step."""
         return self.checkpoints.finish(block=True) if self.checkpoints is not None else None
 
+    def save_final(self, plan: StepPlan) -> int | None:
+        """Save the trained state after the last step (every rank of the group); returns the step marked."""
+        if self.checkpoints is None:
+            return None
+        started = self.checkpoints.start(plan)
+        finished = self.checkpoints.finish(block=True)
+        return finished if finished is not None else started
+
     def state_fingerprint(self) -> dict[str, Any]:
         """This rank's parameter and optimizer shards, for bit-identity checks."""
         return self.live.live_state()

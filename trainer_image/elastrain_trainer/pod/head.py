@@ -128,6 +128,9 @@ def run_head(contract: PodContract) -> int:
                 "epoch %d: %d/%d samples trained, %d duplicated",
                 audit.epoch, audit.trained, audit.num_samples, audit.duplicated,
             )  # fmt: skip
+        saved = [e["checkpoint_step"] for e in result.events if e["kind"] == "checkpoint"]
+        if saved:  # the last save may be marked only by the final flush
+            board.update(last_checkpoint_step=max(saved))
         if result.step >= cfg.steps:
             board.update(state=TrainerState.FINISHED, step=result.step)
             code = 0
