@@ -2,7 +2,13 @@
 
 from elastrain_trainer.checkpoint.dcp import TrainState, load_train_state, save_train_state
 from elastrain_trainer.checkpoint.integrity import CheckpointCorruptError
-from elastrain_trainer.checkpoint.store import CheckpointChoice, CheckpointStore, DriverRecord, SkippedCheckpoint
+from elastrain_trainer.checkpoint.store import (
+    CheckpointChoice,
+    CheckpointStore,
+    DriverRecord,
+    SkippedCheckpoint,
+    atomic_write_text,
+)
 
 __all__ = [
     "CheckpointChoice",
@@ -11,6 +17,7 @@ __all__ = [
     "DriverRecord",
     "SkippedCheckpoint",
     "TrainState",
+    "atomic_write_text",
     "load_train_state",
     "save_train_state",
 ]

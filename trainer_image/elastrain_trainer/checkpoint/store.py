@@ -78,7 +78,7 @@ class CheckpointStore:
     def write_record(self, record: DriverRecord) -> None:
         path = self.step_dir(record.step)
         path.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path / DRIVER_RECORD, json.dumps(record.__dict__))
+        atomic_write_text(path / DRIVER_RECORD, json.dumps(record.__dict__))
 
     def mark_latest(self, step: int) -> None:
         """Make ``step`` the latest checkpoint (after its DCP save finished), then prune old ones.
@@ -86,8 +86,8 @@ class CheckpointStore:
         The manifest of the directory's files is written first, so a marked checkpoint always has one.
         """
         directory = self.step_dir(step)
-        _atomic_write(directory / MANIFEST, build_manifest(directory))
-        _atomic_write(self.root / LATEST, str(step))
+        atomic_write_text(directory / MANIFEST, build_manifest(directory))
+        atomic_write_text(self.root / LATEST, str(step))
         for old in self.steps()[: -self.keep]:
             shutil.rmtree(self.step_dir(old), ignore_errors=True)
 
@@ -176,7 +176,11 @@ class CheckpointStore:
             )
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old file or the whole new one (fsync, then rename).
+
+    The temporary file is ``.NAME.tmp`` beside it; a checkpoint's manifest never lists ``*.tmp``.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as handle:
         handle.write(text)

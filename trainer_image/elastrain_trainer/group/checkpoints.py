@@ -9,7 +9,6 @@ every rank and every group) into the step's directory, so a resumed job continue
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,13 @@ import torch
 import torch.distributed as dist
 from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 
-from elastrain_trainer.checkpoint import CheckpointStore, DriverRecord, TrainState, save_train_state
+from elastrain_trainer.checkpoint import (
+    CheckpointStore,
+    DriverRecord,
+    TrainState,
+    atomic_write_text,
+    save_train_state,
+)
 from elastrain_trainer.group.messages import StepPlan
 
 #: The loss scaler's state in a checkpoint's directory (listed in its manifest like every file).
@@ -28,9 +33,7 @@ GRAD_SCALER_FILE = "grad_scaler.json"
 def write_scaler_state(directory: Path, scaler: ShardedGradScaler) -> None:
     """Write ``scaler``'s state (scale, growth tracker, factors) into ``directory`` atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{GRAD_SCALER_FILE}.tmp"  # *.tmp is never part of a manifest
-    tmp.write_text(json.dumps(scaler.state_dict(), sort_keys=True))
-    os.replace(tmp, directory / GRAD_SCALER_FILE)
+    atomic_write_text(directory / GRAD_SCALER_FILE, json.dumps(scaler.state_dict(), sort_keys=True))
 
 
 def load_scaler_state(directory: Path, scaler: ShardedGradScaler) -> bool:

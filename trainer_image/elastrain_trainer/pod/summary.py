@@ -9,12 +9,12 @@ committed step trained.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from elastrain_trainer.checkpoint import atomic_write_text
 from elastrain_trainer.ledger import Piece
 
 #: Directory under the checkpoint location with one summary per head pod.
@@ -63,9 +63,7 @@ def summary_path(checkpoint_dir: str | Path, pod_name: str) -> Path:
 def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
     """Write atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(summary, indent=1, default=str))
 
 
 def build_summary(
