@@ -11,12 +11,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.config.podenv import PodContract
-from elastrain_trainer.pod.raynode import head_argv, stop_ray, temp_dir_for
+from elastrain_trainer.pod.raynode import head_argv, stop_ray, temp_dir_for, wait_for_head
 
 TOKEN = "elastrain-test-token-0123456789abcdef0123456789abcdef"
 HEAD_IP = "127.56.0.1"
@@ -77,16 +76,11 @@ def test_the_head_admits_only_clients_with_the_jobs_token(tmp_path: Path) -> Non
     argv = head_argv(contract, temp_dir_for(f"auth-test-{os.getpid()}"))  # short: Unix socket paths
     head = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert head.poll() is None, (tmp_path / "head.log").read_text()[-3000:]
-            try:
-                socket.create_connection((HEAD_IP, port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the Ray head did not come up"
-                time.sleep(0.5)
         address = f"{HEAD_IP}:{port}"
+        try:
+            wait_for_head(address, head, timeout=60)
+        except RuntimeError as err:
+            raise AssertionError(f"{err}\n{(tmp_path / 'head.log').read_text()[-3000:]}") from err
         clients = {
             name: _client(address, token) for name, token in {"none": None, "wrong": "x" * 40, "right": TOKEN}.items()
         }

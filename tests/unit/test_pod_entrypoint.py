@@ -10,7 +10,7 @@ import pytest
 from elastrain_trainer.cli import main
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.config.podenv import PodContract, write_pod_env
-from elastrain_trainer.pod.head import checkpoint_path
+from elastrain_trainer.pod.head import checkpoint_path, newest_checkpoint
 from elastrain_trainer.pod.raynode import head_argv, node_ip, temp_dir_for, worker_argv
 
 
@@ -93,3 +93,14 @@ def test_a_pod_running_the_other_roles_command_exits_2_saying_which_to_run(
         monkeypatch.setenv(name, value)
     assert main(["pod", "head"]) == 2
     assert "run `elastrain pod worker`" in capsys.readouterr().err
+
+
+def test_the_newest_checkpoint_is_the_highest_step_marked_latest() -> None:
+    events = [
+        {"kind": "checkpoint", "checkpoint_step": 4},
+        {"kind": "group_lost", "step": 6},
+        {"kind": "checkpoint", "checkpoint_step": 8},
+        {"kind": "restored", "checkpoint_step": 12},
+    ]
+    assert newest_checkpoint(events) == 8
+    assert newest_checkpoint([{"kind": "group_lost"}]) is None

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -45,6 +46,11 @@ def checkpoint_path(location: str) -> str:
             "set spec.checkpoint.uri to file:///a/shared/path or use spec.checkpoint.pvc"
         )
     return location
+
+
+def newest_checkpoint(events: Iterable[Mapping[str, Any]]) -> int | None:
+    """The step of the newest checkpoint marked latest, from the driver's ``checkpoint`` events."""
+    return max((int(e["checkpoint_step"]) for e in events if e["kind"] == "checkpoint"), default=None)
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -86,7 +92,6 @@ def run_head(contract: PodContract) -> int:
             nonlocal last_log
             if not m.committed:
                 return
-            saved = [e["checkpoint_step"] for e in driver.events if e["kind"] == "checkpoint"]
             board.update(
                 state=TrainerState.TRAINING,
                 step=m.step,
@@ -95,7 +100,7 @@ def run_head(contract: PodContract) -> int:
                 tokens_per_second=m.tokens_per_second,
                 groups=m.groups,
                 world_size=m.world_size,
-                last_checkpoint_step=max(saved) if saved else board.get().last_checkpoint_step,
+                last_checkpoint_step=newest_checkpoint(driver.events),
             )
             now = time.monotonic()
             if now - last_log >= LOG_EVERY_SECONDS or m.step >= cfg.steps:
@@ -128,9 +133,8 @@ def run_head(contract: PodContract) -> int:
                 "epoch %d: %d/%d samples trained, %d duplicated",
                 audit.epoch, audit.trained, audit.num_samples, audit.duplicated,
             )  # fmt: skip
-        saved = [e["checkpoint_step"] for e in result.events if e["kind"] == "checkpoint"]
-        if saved:  # the last save may be marked only by the final flush
-            board.update(last_checkpoint_step=max(saved))
+        # The last saves are marked by the final flush and the final checkpoint, after the last step.
+        board.update(last_checkpoint_step=newest_checkpoint(result.events))
         if result.step >= cfg.steps:
             board.update(state=TrainerState.FINISHED, step=result.step)
             code = 0

@@ -128,10 +128,8 @@ def stop_ray(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=1.0)
 
 
-def connect(address: str, node_ip_address: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """``ray.init`` against the local head once its GCS port answers; fails early if ``ray start`` exited."""
-    import ray
-
+def wait_for_head(address: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Return once the head's GCS port (``host:port``) accepts connections; fail early if ``ray start`` exited."""
     host, port = address.rsplit(":", 1)
     deadline = time.monotonic() + timeout
     while True:
@@ -144,4 +142,11 @@ def connect(address: str, node_ip_address: str, process: subprocess.Popen[bytes]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the Ray head at {address} did not come up within {timeout:.0f} s: {err}") from err
             time.sleep(0.5)
+
+
+def connect(address: str, node_ip_address: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """``ray.init`` against the local head once its GCS port answers."""
+    import ray
+
+    wait_for_head(address, process, timeout)
     ray.init(address=address, _node_ip_address=node_ip_address, log_to_driver=False)
