@@ -20,3 +20,13 @@ def ray_pods() -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def two_pods() -> Iterator[LocalCluster]:
+    """A Ray head without worker resources and two worker pods of one rank each."""
+    cluster = LocalCluster(pods=2, ranks_per_pod=1)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -97,3 +98,13 @@ def count_samples(committed: list[dict[str, list[Piece]]]) -> dict[int, Counter[
             for piece in pieces:
                 counts.setdefault(piece.epoch, Counter()).update(range(piece.start, piece.stop))
     return counts
+
+
+#: The DCP data file of rank 0 in a checkpoint directory (what the damage tests break).
+DATA_FILE = "__0_0.distcp"
+
+
+def truncate_half(path: Path) -> None:
+    """Cut a file to half its length, as a save interrupted mid-write would leave it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])

@@ -8,13 +8,12 @@ was truncated, and checks the run resumes from the checkpoint before it and says
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import ray
 import torch
-from tests.trainer.helpers import count_samples, fast_options, tiny_config
+from tests.trainer.helpers import DATA_FILE, count_samples, fast_options, tiny_config, truncate_half
 
 from elastrain_trainer.checkpoint import (
     CheckpointChoice,
@@ -31,7 +30,6 @@ from elastrain_trainer.models import build_model
 from elastrain_trainer.optim import build_lr_scheduler, build_optimizer
 
 CFG = tiny_config()
-DATA_FILE = "__0_0.distcp"
 STORE_LOGGER = "elastrain_trainer.checkpoint.store"
 
 
@@ -64,11 +62,6 @@ def store(tmp_path: Path) -> CheckpointStore:
     return store
 
 
-def _truncate(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-
-
 def _flip_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one tensor byte changed: DCP would load it silently
@@ -80,7 +73,7 @@ def _delete(path: Path) -> None:
 
 
 DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
-    "truncated": (_truncate, f"file {DATA_FILE} has"),
+    "truncated": (truncate_half, f"file {DATA_FILE} has"),
     "corrupted": (_flip_byte, f"file {DATA_FILE} has CRC-32"),
     "deleted": (_delete, f"file {DATA_FILE} is missing"),
 }
@@ -121,7 +114,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one_and_says_why
 def test_when_every_checkpoint_is_damaged_the_warning_says_training_starts_over(
     store: CheckpointStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _truncate(store.step_dir(8) / DATA_FILE)
+    truncate_half(store.step_dir(8) / DATA_FILE)
     _flip_byte(store.step_dir(4) / ".metadata")
     with caplog.at_level(logging.WARNING, logger=STORE_LOGGER):
         choice = store.find_newest()
@@ -142,15 +135,6 @@ def test_a_checkpoint_without_a_manifest_is_still_read_by_its_metadata(store: Ch
     assert choice.skipped[0].reason.startswith("DCP metadata is unreadable")
 
 
-@pytest.fixture(scope="module")
-def two_pods() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(pods=2, ranks_per_pod=1)
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
-
-
 def test_losing_every_group_after_the_latest_checkpoint_was_truncated_resumes_from_the_one_before(
     two_pods: LocalCluster, tmp_path: Path
 ) -> None:
@@ -166,10 +150,9 @@ def test_losing_every_group_after_the_latest_checkpoint_was_truncated_resumes_fr
         if "killed_at" not in state and latest is not None and latest >= 8 and step >= 9:
             previous = max(s for s in d.store.steps() if s < latest)
             state.update(killed_at=step, damaged=latest, previous=previous)
-            _truncate(d.store.step_dir(latest) / DATA_FILE)
+            truncate_half(d.store.step_dir(latest) / DATA_FILE)
             for group in d.groups.values():
-                for actor in group.actors:
-                    ray.kill(actor, no_restart=True)
+                group.kill()
 
     try:
         result = driver.run(hook=hook)

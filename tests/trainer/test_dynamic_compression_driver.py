@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ray
 from tests.trainer.helpers import assert_bit_identical, fast_options, tiny_config
 
 from elastrain_trainer.checkpoint import CheckpointStore
@@ -82,8 +81,7 @@ def test_after_losing_every_group_the_run_resumes_at_the_checkpointed_strength(
         if "killed_at" not in state and latest is not None and latest >= 4 and step >= 5:
             state.update(killed_at=step, latest=latest)
             for group in d.groups.values():
-                for actor in group.actors:
-                    ray.kill(actor, no_restart=True)
+                group.kill()
 
     try:
         result = driver.run(hook=hook)

@@ -132,8 +132,7 @@ def test_losing_every_group_resumes_from_the_latest_checkpoint(ray_pods: LocalCl
         if "killed_at" not in state and latest is not None and latest >= 8 and step >= 9:
             state.update(killed_at=step, latest=latest)
             for group in d.groups.values():
-                for actor in group.actors:
-                    ray.kill(actor, no_restart=True)
+                group.kill()
 
     try:
         result = driver.run(hook=hook)

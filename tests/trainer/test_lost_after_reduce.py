@@ -8,9 +8,6 @@ group's pieces with the step rather than hand them out again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from tests.trainer.helpers import count_samples, fast_options, tiny_config
 
 from elastrain_trainer.driver import Driver
@@ -19,15 +16,6 @@ from elastrain_trainer.localmode import LocalCluster
 
 FAULT_STEP = 2
 VICTIM = "group1"  # the driver names its groups group1, group2, ... in start order
-
-
-@pytest.fixture(scope="module")
-def two_pods() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(pods=2, ranks_per_pod=1)
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
 
 
 def test_group_lost_after_the_all_reduce_is_trained_once_by_the_committed_step(two_pods: LocalCluster) -> None:

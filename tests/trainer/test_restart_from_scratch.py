@@ -8,32 +8,14 @@ until it passes the old run's last checkpoint step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
-from tests.trainer.helpers import count_samples, fast_options, tiny_config
+from tests.trainer.helpers import DATA_FILE, count_samples, fast_options, tiny_config, truncate_half
 
 from elastrain_trainer.checkpoint import CheckpointStore
 from elastrain_trainer.driver import Driver
 from elastrain_trainer.localmode import LocalCluster
-
-DATA_FILE = "__0_0.distcp"
-
-
-@pytest.fixture(scope="module")
-def two_pods() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(pods=2, ranks_per_pod=1)
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
-
-
-def _truncate(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
 
 
 def test_a_restart_from_scratch_checkpoints_again_from_the_first_interval(
@@ -56,10 +38,9 @@ def test_a_restart_from_scratch_checkpoints_again_from_the_first_interval(
             state["killed_at"] = step
             damaged.extend(d.store.steps())
             for saved in damaged:
-                _truncate(d.store.step_dir(saved) / DATA_FILE)
+                truncate_half(d.store.step_dir(saved) / DATA_FILE)
             for group in d.groups.values():
-                for actor in group.actors:
-                    ray.kill(actor, no_restart=True)
+                group.kill()
 
     try:
         result = driver.run(hook=hook)
