@@ -33,6 +33,7 @@ import yaml
 
 from elastrain_dev import nodes
 from elastrain_dev.cluster import REPO_ROOT, LocalCluster
+from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.podrunner import PodRunner
 from elastrain_dev.processes import free_port
 from elastrain_dev.wait import until
@@ -205,7 +206,8 @@ def run(
         )
         print(cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout, end="")
 
-        lost = _live_pod(cluster, namespace, name, "worker", 1)
+        pods = JobDriver(cluster, namespace, base=job, name=name)
+        lost = str(pods.running("worker", 1)["metadata"]["name"])
         failed = json.loads(cluster.kubectl("get", "pod", lost, "-n", namespace, "-o", "json").stdout)["spec"][
             "nodeName"
         ]
@@ -228,7 +230,7 @@ def run(
             timeout=180,
         )
         _say("training to the last step")
-        head = _live_pod(cluster, namespace, name, "head", 0)
+        head = str(pods.running("head")["metadata"]["name"])
         status = watch.until("the job to succeed", lambda s: s.get("phase") == "Succeeded", timeout=JOB_TIMEOUT)
 
         _say(f"kubectl describe tj {name}")
@@ -293,16 +295,6 @@ def _prepare(cluster: LocalCluster, namespace: str) -> list[str]:
 def _add_pool_nodes(cluster: LocalCluster, count: int) -> list[str]:
     labels = {POOL_LABEL: "true", DEMO_NODE_LABEL: "true"}
     return nodes.add_nodes(cluster, count=count, gpus=8, cpu="1", prefix="demo-node-", labels=labels)
-
-
-def _live_pod(cluster: LocalCluster, namespace: str, job: str, role: str, index: int) -> str:
-    """The name of the job's live pod for a role and index (names carry an attempt suffix)."""
-    selector = f"elastrain.dev/job={job},elastrain.dev/role={role},elastrain.dev/index={index}"
-    listed = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
-    live = [p for p in listed if "deletionTimestamp" not in p["metadata"] and p["status"].get("phase") == "Running"]
-    if not live:
-        raise RuntimeError(f"demo: no running {role} {index} pod of {job}")
-    return str(live[0]["metadata"]["name"])
 
 
 def _curve(summary: dict[str, Any], path: Path, name: str) -> Path:
