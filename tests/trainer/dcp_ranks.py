@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,6 @@ STEP = 5
 MANAGER_STATE = {"step": STEP, "batches_committed": 9}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _build(world: int) -> TrainState:
     cfg = CFG
     mesh = init_device_mesh("cpu", (world,))
@@ -56,9 +50,9 @@ def _full(state: TrainState) -> dict[str, Any]:
     return {"model": model_sd, "optimizer": optim_sd, "scheduler": state.scheduler.state_dict()}
 
 
-def _rank(rank: int, world: int, port: int, path: str, out: str, save: bool) -> None:  # noqa: PLR0917
+def _rank(rank: int, world: int, rendezvous: str, path: str, out: str, save: bool) -> None:  # noqa: PLR0917
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     try:
         state = _build(world)
         if save:
@@ -92,4 +86,7 @@ def _rank(rank: int, world: int, port: int, path: str, out: str, save: bool) -> 
 
 
 def spawn(world: int, path: Path, out: Path, *, save: bool) -> None:
-    mp.start_processes(_rank, args=(world, _free_port(), str(path), str(out), save), nprocs=world, start_method="spawn")
+    # A file rendezvous, new for each run (a FileStore file must not exist yet): no TCP port to race for.
+    rendezvous = Path(tempfile.mkdtemp(dir=path.parent, prefix="rendezvous-")) / "store"
+    args = (world, str(rendezvous), str(path), str(out), save)
+    mp.start_processes(_rank, args=args, nprocs=world, start_method="spawn")

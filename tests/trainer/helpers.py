@@ -13,7 +13,7 @@ from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples
 from elastrain_trainer.driver import DriverOptions
 from elastrain_trainer.driver.lighthouse import LighthouseOptions
-from elastrain_trainer.group.worker import FaultTimeouts
+from elastrain_trainer.group.worker import FaultTimeouts, RankWorker
 from elastrain_trainer.ledger import Piece
 from elastrain_trainer.models import build_model
 from elastrain_trainer.optim import build_lr_scheduler, build_optimizer
@@ -108,3 +108,15 @@ def truncate_half(path: Path) -> None:
     """Cut a file to half its length, as a save interrupted mid-write would leave it."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def setup_spawned_rank(worker: RankWorker, *, ports: Any, slot: int, barrier: Any) -> None:
+    """Set a spawned rank up as the driver does: rank 0 opens the group's store, the others get its port.
+
+    ``ports`` is a shared ``multiprocessing`` int array, ``slot`` this group's entry in it, and
+    ``barrier`` is passed by every process that calls this at the same point.
+    """
+    if worker.rank == 0:
+        ports[slot] = worker.open_store()
+    barrier.wait()
+    worker.setup(store_port=int(ports[slot]))

@@ -14,8 +14,6 @@ One spawned run does everything and returns what it measured; the assertions run
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -131,10 +129,10 @@ def _train(
     return {"loss": loss, "params": [p.full_tensor().detach().clone() for p in model.parameters()]}
 
 
-def _worker(rank: int, port: int, out: str) -> None:
+def _worker(rank: int, out: str) -> None:
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # A file rendezvous in the run's own directory: no TCP port to reserve and lose to another socket.
+    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=WORLD)
     mesh = init_device_mesh("cpu", (PODS, WORLD // PODS), mesh_dim_names=("pod", "shard"))
     cross_pod = mesh.get_group("pod")
     results: dict[str, Any] = {"collective": {}, "training": {}}
@@ -223,16 +221,10 @@ def _overlap_cases(mesh: DeviceMesh, cross_pod: dist.ProcessGroup, rank: int) ->
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("compression")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD)
+    mp.spawn(_worker, args=(str(out),), nprocs=WORLD)
     return [torch.load(out / f"rank{rank}.pt") for rank in range(WORLD)]
 
 

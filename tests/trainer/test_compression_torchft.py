@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import socket
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from tests.trainer.helpers import assert_bit_identical, full_parameters, tiny_config
+from tests.trainer.helpers import assert_bit_identical, full_parameters, setup_spawned_rank, tiny_config
 from torch.multiprocessing.spawn import spawn
 
 from elastrain_trainer.compression import CastCodec, Strength
@@ -138,10 +137,10 @@ def _pieces(step: int, group: int) -> list[Piece]:
     return [Piece(epoch=0, start=start, stop=start + GROUP_BATCH)]
 
 
-def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, Any]:
+def _run_case(case: str, index: int, lighthouse: str, ports: Any, barrier: Any) -> dict[str, Any]:
     group, rank = divmod(index, RANKS)
     address = GroupAddress(
-        group_id=f"group{group + 1}", store_host="127.0.0.1", store_port=port, lighthouse=lighthouse, world_size=RANKS
+        group_id=f"group{group + 1}", store_host="127.0.0.1", store_port=0, lighthouse=lighthouse, world_size=RANKS
     )
     worker = RankWorker(
         _config(case).model_dump_json(),
@@ -150,7 +149,7 @@ def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, An
         timeouts=FaultTimeouts(collective_seconds=30, quorum_seconds=120, connect_seconds=30),
         reduce_factory=_reduce_factory(case, group, rank),
     )
-    worker.setup()
+    setup_spawned_rank(worker, ports=ports, slot=list(CASES).index(case) * GROUPS + group, barrier=barrier)
     initial = {name: t.clone() for name, t in worker.state_fingerprint()["model"].items()}
     before = worker.evaluate(0, SAMPLES)
     infos, results = [], []
@@ -178,23 +177,17 @@ def _run_case(case: str, index: int, lighthouse: str, port: int) -> dict[str, An
     }
 
 
-def _process(index: int, lighthouses: dict[str, str], ports: dict[str, list[int]], barrier: Any, out: str) -> None:
+def _process(index: int, lighthouses: dict[str, str], ports: Any, barrier: Any, out: str) -> None:
     torch.set_num_threads(1)
     report: dict[str, Any] = {}
     for case in CASES:
         barrier.wait()
-        run = _run_case(case, index, lighthouses[case], ports[case][index // RANKS])
+        run = _run_case(case, index, lighthouses[case], ports, barrier)
         # Leave together: a group tearing its process groups down while a peer still talks to it aborts the peer.
         barrier.wait()
         run.pop("worker").shutdown()
         report[case] = run
     torch.save(report, Path(out) / f"process{index}.pt")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +204,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, A
     }
     try:
         lighthouses = {case: f"http://127.0.0.1:{str(s.address()).rsplit(':', 1)[1]}" for case, s in servers.items()}
-        ports = {case: [_free_port() for _ in range(GROUPS)] for case in CASES}
-        barrier = mp.get_context("spawn").Barrier(GROUPS * RANKS)
+        context = mp.get_context("spawn")
+        ports = context.Array("i", len(CASES) * GROUPS)  # each group's store port, opened by its rank 0
+        barrier = context.Barrier(GROUPS * RANKS)
         spawn(_process, args=(lighthouses, ports, barrier, str(out)), nprocs=GROUPS * RANKS)  # type: ignore[no-untyped-call]
     finally:
         for server in servers.values():

@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from tests.trainer.helpers import tiny_config
+import torch.multiprocessing as mp
+from tests.trainer.helpers import setup_spawned_rank, tiny_config
 from torch import nn
 from torch.multiprocessing.spawn import spawn
 
@@ -88,11 +88,11 @@ def _fresh_replica_loads(worker: RankWorker, cfg: TrainerConfig) -> dict[str, An
     return {"before": before, "after": scaler.state_dict(), "model": fresh.live_state()["model"]}
 
 
-def _process(rank: int, lighthouse: str, port: int, out: str) -> None:
+def _process(rank: int, lighthouse: str, ports: Any, barrier: Any, out: str) -> None:
     torch.set_num_threads(1)
     cfg = _config()
     address = GroupAddress(
-        group_id="group1", store_host="127.0.0.1", store_port=port, lighthouse=lighthouse, world_size=RANKS
+        group_id="group1", store_host="127.0.0.1", store_port=0, lighthouse=lighthouse, world_size=RANKS
     )
     worker = RankWorker(
         cfg.model_dump_json(),
@@ -102,7 +102,7 @@ def _process(rank: int, lighthouse: str, port: int, out: str) -> None:
         async_checkpoint=False,
         timeouts=FaultTimeouts(collective_seconds=30, quorum_seconds=60, connect_seconds=30),
     )
-    worker.setup()
+    setup_spawned_rank(worker, ports=ports, slot=0, barrier=barrier)
     assert worker.scaler is not None
     seen: set[str] = set()
     first_linear = next(m for m in worker.model.modules() if isinstance(m, nn.Linear))
@@ -157,12 +157,6 @@ def _process(rank: int, lighthouse: str, port: int, out: str) -> None:
     worker.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Each rank's report, and the directory the checkpoint was written to."""
@@ -174,7 +168,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     try:
         lighthouse = f"http://127.0.0.1:{str(server.address()).rsplit(':', 1)[1]}"
-        spawn(_process, args=(lighthouse, _free_port(), str(out)), nprocs=RANKS)  # type: ignore[no-untyped-call]
+        context = mp.get_context("spawn")
+        ports, barrier = context.Array("i", 1), context.Barrier(RANKS)
+        spawn(_process, args=(lighthouse, ports, barrier, str(out)), nprocs=RANKS)  # type: ignore[no-untyped-call]
     finally:
         server.shutdown()
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(RANKS)]

@@ -10,8 +10,6 @@ Tolerance: rtol 1e-5, atol 1e-6 (fp32; only the reduction order of the sharded r
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -72,10 +70,10 @@ def _train_step(
     scheduler.step()  # type: ignore[attr-defined]
 
 
-def _worker(rank: int, port: int, out: str) -> None:
+def _worker(rank: int, out: str) -> None:
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # A file rendezvous in the run's own directory: no TCP port to reserve and lose to another socket.
+    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=WORLD)
     mesh = init_device_mesh("cpu", (WORLD,))
     shard = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
     results: dict[str, dict[str, torch.Tensor]] = {}
@@ -105,12 +103,6 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _reference(name: str, *, resume_from: Path | None) -> dict[str, torch.Tensor]:
     optim_cfg, schedule_cfg = CASES[name]
     model = _model()
@@ -133,7 +125,7 @@ def _reference(name: str, *, resume_from: Path | None) -> dict[str, torch.Tensor
 @pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")
 def test_sharded_training_and_resharded_resume_match_single_process(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD)
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=WORLD)
     results = torch.load(tmp_path / "results.pt")
     torch.testing.assert_close(results["norms"]["sharded"], results["norms"]["full"], rtol=RTOL, atol=ATOL)
     initial = dict(_model().named_parameters())

@@ -6,8 +6,6 @@ One spawned run does all cases and returns what it saw; the assertions run here.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +95,10 @@ CASES = {
 }
 
 
-def _worker(rank: int, port: int, out: str) -> None:
+def _worker(rank: int, out: str) -> None:
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # A file rendezvous in the run's own directory: no TCP port to reserve and lose to another socket.
+    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=WORLD)
     mesh = init_device_mesh("cpu", (WORLD,))
     shard = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
     results: dict[str, Any] = {name: _train(cfg, mesh, shard) for name, cfg in CASES.items()}
@@ -120,16 +118,10 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("precision")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD)
+    mp.spawn(_worker, args=(str(out),), nprocs=WORLD)
     loaded: dict[str, Any] = torch.load(out / "results.pt")
     return loaded
 

@@ -1,16 +1,19 @@
-"""Pure parts of the local-cluster tooling: node manifests and the generated PKI."""
+"""Pure parts of the local-cluster tooling: node manifests, the generated PKI, port choice."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from elastrain_dev import processes
 from elastrain_dev.certs import generate_certs
 from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
 from elastrain_dev.nodes import GPU_RESOURCE, build_node
+from elastrain_dev.processes import STATIC_PORTS, ephemeral_ports, free_port
 
 
 @pytest.mark.parametrize("gpus", [0, 1, 8])
@@ -34,3 +37,25 @@ def test_serving_cert_verifies_against_the_ca_for_loopback(tmp_path: Path) -> No
     orgs = [a.value for a in admin.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)]
     assert orgs == ["system:masters"]
     assert oct(certs.clients["admin"].key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_free_port_is_bindable_and_outside_the_kernels_ephemeral_range() -> None:
+    ephemeral = ephemeral_ports()
+    ports = {free_port() for _ in range(20)}
+    assert len(ports) > 1, "ports are drawn at random, not one fixed port"
+    for port in ports:
+        assert port in STATIC_PORTS
+        assert port not in ephemeral
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_free_port_skips_a_port_something_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        monkeypatch.setattr(processes, "STATIC_PORTS", range(busy, busy + 1))
+        monkeypatch.setattr(processes, "ephemeral_ports", lambda: range(0))
+        # The only candidate is taken: the kernel's pick, which is not the busy port.
+        assert processes.free_port() != busy

@@ -57,7 +57,8 @@ def start_group(
         ).remote(cfg_json, address, rank, advertise_host=node_ip, **worker_kwargs)
         for rank in range(ranks)
     ]
-    # Rank 0 reserves its store port; Ray hands the result to every rank's set-up without a wait here.
-    port_ref = actors[0].reserve_port.remote()  # type: ignore[attr-defined]
+    # Rank 0 opens its store on a port the kernel picks; Ray hands the port to every rank's set-up
+    # without a wait here (an actor runs its calls in order, so rank 0's store is up before its set-up).
+    port_ref = actors[0].open_store.remote()  # type: ignore[attr-defined]
     setup_refs = [actor.setup.remote(resume_step, port_ref) for actor in actors]  # type: ignore[attr-defined]
     return GroupHandle(group_id=group_id, node_id=node_id, actors=actors, setup_refs=setup_refs, started_at=started_at)

@@ -17,13 +17,13 @@ Python (Ray wraps it with ``ray.remote``), so the same code also runs in a proce
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch._C._distributed_c10d import TCPStore  # torch.distributed.TCPStore; its stub lives here
 from torch.distributed.device_mesh import init_device_mesh
 
 from elastrain_trainer.checkpoint import CheckpointStore, TrainState, load_train_state
@@ -77,35 +77,54 @@ class RankWorker:
         self.heal_seconds = 0.0
         self.manager: Any = None
         self.checkpoints: CheckpointWriter | None = None
+        self._store: TCPStore | None = None
 
     # -- set-up -------------------------------------------------------------------------------
 
-    @staticmethod
-    def reserve_port() -> int:
-        """A free TCP port on this node for rank 0's store (called on rank 0 before set-up)."""
-        with socket.socket() as sock:
-            sock.bind(("", 0))
-            return int(sock.getsockname()[1])
+    def open_store(self) -> int:
+        """Rank 0 only: start the group's rendezvous store on a port the kernel picks, and return it.
+
+        The store listens from here on, so no other process can take the port between choosing it
+        and binding it (reserving a free port and binding it later raced with every socket the node
+        opened meanwhile). The driver passes the port to every rank's :meth:`setup`.
+        """
+        if self.rank != 0:
+            raise RuntimeError(f"open_store is rank 0's job; rank {self.rank} of {self.address.group_id} connects")
+        if self._store is None:
+            self._store = TCPStore(
+                self.address.store_host,
+                0,
+                self.world,
+                is_master=True,
+                wait_for_workers=False,
+                timeout=timedelta(seconds=self.timeouts.connect_seconds),
+            )
+        return int(self._store.port)
 
     def setup(self, resume_step: int | None = None, store_port: int | None = None) -> int:
         """Join the group's process group, build the sharded model, start the torchft Manager.
 
         With ``resume_step`` load that durable checkpoint first (no live peer to heal from).
-        ``store_port`` overrides the address's port (reserved on rank 0 just before). Returns
-        this rank's step.
+        ``store_port`` overrides the address's port (the one rank 0's :meth:`open_store`
+        returned). Returns this rank's step.
         """
         if store_port is not None:
             self.address = dataclasses.replace(self.address, store_port=store_port)
         quiet_torchft_logs()
 
         torch.set_num_threads(1)
-        dist.init_process_group(
-            "gloo",
-            init_method=f"tcp://{self.address.store_host}:{self.address.store_port}",
-            rank=self.rank,
-            world_size=self.world,
-            timeout=timedelta(seconds=self.timeouts.collective_seconds),
-        )
+        timeout = timedelta(seconds=self.timeouts.collective_seconds)
+        if self._store is None:  # rank 0 without open_store hosts the store on the address's own port
+            self._store = TCPStore(
+                self.address.store_host,
+                self.address.store_port,
+                self.world,
+                is_master=self.rank == 0,
+                wait_for_workers=False,
+                timeout=timedelta(seconds=self.timeouts.connect_seconds),
+            )
+        self._store.set_timeout(timeout)
+        dist.init_process_group("gloo", store=self._store, rank=self.rank, world_size=self.world, timeout=timeout)
         self.mesh = init_device_mesh("cpu", (self.world,))
         # Asynchronous checkpoint writes run collectives in a background thread: give them their own group.
         group = dist.new_group(backend="gloo")
@@ -221,3 +240,4 @@ class RankWorker:
             self.manager.shutdown(wait=False)
         if dist.is_initialized():
             dist.destroy_process_group()
+        self._store = None  # rank 0's store stops listening once nothing holds it
