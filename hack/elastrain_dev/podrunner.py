@@ -10,7 +10,10 @@ a kubelet would:
   loopback address, which becomes the pod's IP, so Ray sees separate nodes;
 - ``<service>.<namespace>.svc`` addresses in the env are resolved to the IP of the Service's pod
   (there is no cluster DNS here);
-- its status is reported: Running and Ready, then Succeeded or Failed with the exit code;
+- its status is reported: Running and Ready, then Succeeded or Failed with the exit code and the
+  termination message: the file ``ELASTRAIN_TERMINATION_LOG`` names (the trainer's stand-in for the
+  file a kubelet mounts at ``terminationMessagePath``), or with ``FallbackToLogsOnError`` the tail of
+  the log of a failed container, as a kubelet does;
 - a pod being deleted has its process stopped (SIGTERM, then SIGKILL) and its deletion finalised;
 - a node that fails (taken out of KWOK's management, NotReady, or deleted) has its processes killed
   at once, and nothing more is reported for its pods: as with a real dead node.
@@ -43,6 +46,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
+from elastrain_trainer.config.podenv import TERMINATION_LOG_ENV
 
 RUN_LABEL = "podrunner.elastrain.dev/run"
 RUN_VALUE = "true"
@@ -141,7 +145,7 @@ class PodRunner:
             if running is None and pod.get("status", {}).get("phase", "Pending") == "Pending":
                 self._start(pod, node)
             elif running is not None and running.process.poll() is not None:
-                self._report_exit(pod, running.process.returncode)
+                self._report_exit(pod, running.process.returncode, running.log_path)
                 del self.processes[key]
         for key in set(self.processes) - seen:  # the pod vanished (force-deleted, or its node deleted)
             self._kill(key, "pod gone")
@@ -153,11 +157,13 @@ class PodRunner:
         meta = pod["metadata"]
         key = f"{meta['namespace']}/{meta['name']}"
         container = pod["spec"]["containers"][0]
-        env = {**os.environ, **self._env(pod, container, ip), POD_TAG: key}
-        if self.extra_path:
-            env["PATH"] = f"{self.extra_path}:{env.get('PATH', '')}"
         cwd = self.workdir / meta["namespace"] / meta["name"]
         cwd.mkdir(parents=True, exist_ok=True)
+        termination_log = cwd / "termination-log"
+        termination_log.write_text("")
+        env = {**os.environ, **self._env(pod, container, ip), POD_TAG: key, TERMINATION_LOG_ENV: str(termination_log)}
+        if self.extra_path:
+            env["PATH"] = f"{self.extra_path}:{env.get('PATH', '')}"
         log_path = cwd / "container.log"
         argv = [*container.get("command", []), *container.get("args", [])]
         running_state = {"running": {"startedAt": _now()}}
@@ -186,10 +192,21 @@ class PodRunner:
         self.processes[key] = Running(process, node, log_path)
         log.info("started %s on %s (%s) as pid %d: %s", key, node, ip, process.pid, " ".join(argv))
 
-    def _report_exit(self, pod: dict[str, Any], code: int) -> None:
+    def _report_exit(self, pod: dict[str, Any], code: int, log_path: Path) -> None:
         exit_code = code if code >= 0 else 128 - code  # killed by signal n -> 128 + n, as a kubelet reports
         container = pod["spec"]["containers"][0]
-        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error", "finishedAt": _now()}
+        terminated: dict[str, Any] = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "finishedAt": _now(),
+        }
+        message = termination_message(
+            log_path.parent / "termination-log",
+            log_path,
+            fallback_to_logs=exit_code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
+        )
+        if message:
+            terminated["message"] = message
         self._patch_status(
             pod,
             {
@@ -284,6 +301,22 @@ class PodRunner:
             return node_ip(pods[0]["spec"]["nodeName"]) if pods else match.group(0)
 
         return _SVC.sub(resolve, value)
+
+
+def termination_message(termination_log: Path, log_path: Path, *, fallback_to_logs: bool) -> str:
+    """What a kubelet puts in ``state.terminated.message``: the termination log (at most 4096 bytes),
+    or when that is empty and ``fallback_to_logs``, the container log's last 80 lines (at most 2048 bytes)."""
+    with contextlib.suppress(OSError):
+        written = termination_log.read_bytes()[:4096].decode(errors="replace").strip()
+        if written:
+            return written
+    if not fallback_to_logs:
+        return ""
+    try:
+        lines = log_path.read_bytes().splitlines()[-80:]
+    except OSError:
+        return ""
+    return b"\n".join(lines)[-2048:].decode(errors="replace").strip()
 
 
 def tagged_processes(match: Callable[[str], bool]) -> list[psutil.Process]:

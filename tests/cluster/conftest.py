@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from kopf.testing import KopfRunner
 
 from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver
+from elastrain_dev.podrunner import PodRunner
 from elastrain_dev.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +26,17 @@ def trainingjob_crd(cluster: LocalCluster) -> str:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for", "condition=established", "--timeout=60s", "crd/trainingjobs.elastrain.dev")
     return "trainingjobs.elastrain.dev"
+
+
+@pytest.fixture
+def runner(cluster: LocalCluster, tmp_path: Path) -> Iterator[PodRunner]:
+    """The development pod runner, in a thread: labelled pods run as local processes (logs in tmp_path)."""
+    runner = PodRunner(cluster.kubeconfig, tmp_path, extra_path=str(Path(sys.executable).parent), interval=0.2)
+    thread = runner.start_in_thread()
+    yield runner
+    runner.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
 
 
 # -- the operator under KopfRunner, and a driver for one job -----------------------------------------

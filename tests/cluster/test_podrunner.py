@@ -17,16 +17,6 @@ from elastrain_dev.podrunner import RUN_LABEL, PodRunner, node_ip
 from elastrain_dev.wait import until
 
 
-@pytest.fixture
-def runner(cluster: LocalCluster, tmp_path: Path) -> Iterator[PodRunner]:
-    runner = PodRunner(cluster.kubeconfig, tmp_path, extra_path=str(Path(sys.executable).parent), interval=0.2)
-    thread = runner.start_in_thread()
-    yield runner
-    runner.stop()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-
-
 def _pod(name: str, code: str, node: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "containers": [
@@ -94,6 +84,34 @@ def test_runs_the_command_with_the_pod_env_and_reports_the_exit_code(
     peer_ip = node_ip(_get(cluster, namespace, "peer")["spec"]["nodeName"])  # type: ignore[index]
     output = (tmp_path / namespace / "exits" / "container.log").read_text()
     assert output.split() == [ip, f"http://{peer_ip}:8080/x"]
+
+
+def _failed(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
+    pod: dict[str, Any] = until(
+        lambda: (p := _get(cluster, namespace, name)) and p["status"].get("phase") == "Failed" and p,
+        what=f"pod {name} Failed",
+    )
+    terminated: dict[str, Any] = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    return terminated
+
+
+def test_reports_the_termination_message_or_with_fallback_the_logs_tail(
+    cluster: LocalCluster, namespace: str, runner: PodRunner
+) -> None:
+    _create(
+        cluster,
+        namespace,
+        _pod("says", "import os, sys; open(os.environ['ELASTRAIN_TERMINATION_LOG'], 'w').write('why'); sys.exit(1)"),
+    )
+    crash = _pod("crashes", "print('starting'); raise KeyError('the key')")
+    crash["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    _create(cluster, namespace, crash)
+    quiet = _pod("quiet", "raise KeyError('the key')")  # default policy File: no fallback to the log
+    _create(cluster, namespace, quiet)
+    assert _failed(cluster, namespace, "says")["message"] == "why"
+    tail = _failed(cluster, namespace, "crashes")["message"]
+    assert tail.startswith("starting\nTraceback") and tail.endswith("KeyError: 'the key'"), tail
+    assert "message" not in _failed(cluster, namespace, "quiet")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from elastrain_dev import processes
 from elastrain_dev.certs import generate_certs
 from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
 from elastrain_dev.nodes import GPU_RESOURCE, build_node
+from elastrain_dev.podrunner import termination_message
 from elastrain_dev.processes import STATIC_PORTS, ephemeral_ports, free_port
 
 
@@ -59,3 +60,15 @@ def test_free_port_skips_a_port_something_listens_on(monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(processes, "ephemeral_ports", lambda: range(0))
         # The only candidate is taken: the kernel's pick, which is not the busy port.
         assert processes.free_port() != busy
+
+
+def test_termination_message_as_a_kubelet_reports_it(tmp_path: Path) -> None:
+    written, log = tmp_path / "termination-log", tmp_path / "container.log"
+    log.write_text("".join(f"line {i}\n" for i in range(200)))
+    # Nothing written: the log's last 80 lines, only for a failed container with FallbackToLogsOnError.
+    assert termination_message(written, log, fallback_to_logs=False) == ""
+    tail = termination_message(written, log, fallback_to_logs=True)
+    assert tail.splitlines() == [f"line {i}" for i in range(120, 200)]
+    # What the container wrote wins, cut to 4096 bytes.
+    written.write_text("trainer: " + "x" * 5000)
+    assert termination_message(written, log, fallback_to_logs=True) == ("trainer: " + "x" * 5000)[:4096]

@@ -27,7 +27,14 @@ from elastrain_operator.builders.pods import (
 )
 from elastrain_operator.builders.secret import build_ray_auth_secret
 from elastrain_operator.builders.service import build_head_service
-from elastrain_trainer.config.podenv import LIGHTHOUSE_PORT, PROGRESS_PORT, RAY_PORT, PodEnv, read_pod_env
+from elastrain_trainer.config.podenv import (
+    LIGHTHOUSE_PORT,
+    PROGRESS_PORT,
+    RAY_PORT,
+    TERMINATION_LOG,
+    PodEnv,
+    read_pod_env,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -248,6 +255,14 @@ def test_container_image_command_and_pod_restart_policy(
     # The operator replaces failed pods itself; the kubelet must not restart them behind its back.
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["enableServiceLinks"] is False
+
+
+@pytest.mark.parametrize("role", [Role.HEAD, Role.WORKER])
+def test_the_trainers_last_words_reach_the_container_status(make_job: MakeJob, role: Role) -> None:
+    c = container(build(make_job().obj(), role, 0))
+    # Where the trainer writes why it stopped, and the log's tail when it crashed before it could.
+    assert c["terminationMessagePath"] == TERMINATION_LOG == "/dev/termination-log"
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
 def test_head_serves_ray_lighthouse_and_progress_ports(make_job: MakeJob) -> None:

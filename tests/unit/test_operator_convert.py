@@ -42,10 +42,12 @@ def raw_pod(
     return pod
 
 
-def terminated(code: int, reason: str | None = "Error") -> dict[str, Any]:
+def terminated(code: int, reason: str | None = "Error", message: str | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {"exitCode": code, "finishedAt": "2026-01-01T12:00:00Z"}
     if reason:
         state["reason"] = reason
+    if message is not None:
+        state["message"] = message
     return {"name": "trainer", "ready": False, "restartCount": 0, "state": {"terminated": state}}
 
 
@@ -126,6 +128,16 @@ CASES = [
     ConvertCase(
         "failed-with-exit-code",
         raw_pod({"phase": "Failed", "containerStatuses": [terminated(1)]}),
+        worker(phase="Failed", exit_code=1, reason="Error"),
+    ),
+    ConvertCase(
+        "failed-with-a-termination-message",
+        raw_pod({"phase": "Failed", "containerStatuses": [terminated(1, message="trainer: ValueError: bad")]}),
+        worker(phase="Failed", exit_code=1, reason="Error", message="trainer: ValueError: bad"),
+    ),
+    ConvertCase(
+        "an-empty-termination-message-is-none",
+        raw_pod({"phase": "Failed", "containerStatuses": [terminated(1, message="")]}),
         worker(phase="Failed", exit_code=1, reason="Error"),
     ),
     ConvertCase(

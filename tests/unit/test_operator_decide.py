@@ -31,7 +31,7 @@ from elastrain_operator.reconcile.decide import (
     decide,
     needed_workers,
 )
-from elastrain_operator.reconcile.failures import Blame, Verdict, failed_pods, judge
+from elastrain_operator.reconcile.failures import MAX_WORDS, Blame, Verdict, failed_pods, judge, last_words
 from elastrain_operator.reconcile.observed import Observed, ObservedPod
 
 pytestmark = pytest.mark.unit
@@ -1065,6 +1065,40 @@ def test_judge(pod: MakePod, case: JudgeCase) -> None:
     assert failure.pod is failed
     if case.detail:
         assert failure.detail == case.detail
+
+
+def test_judge_quotes_the_containers_last_words(pod: MakePod) -> None:
+    failed = pod("head", phase="Failed", exit_code=1, reason="Error", message="trainer: KeyError: 'x'")
+    assert judge(failed, RunPolicy()).detail == (
+        "pod demo-head failed with exit code 1 (Error): trainer: KeyError: 'x'; application error, not retried "
+        "(exit code 1 is not in runPolicy.retryableExitCodes)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [
+        (None, None),
+        ("", None),
+        ("  \n \n", None),
+        ("trainer: ValueError: bad", "trainer: ValueError: bad"),
+        # FallbackToLogsOnError: the log's tail, whose last line of a traceback names the exception.
+        ('Traceback (most recent call last):\n  File "x.py", line 1\nOSError: disk full\n\n', "OSError: disk full"),
+        ("x" * (MAX_WORDS + 50), "x" * (MAX_WORDS - 1) + "…"),
+    ],
+    ids=["none", "empty", "blank", "one-line", "log-tail", "long"],
+)
+def test_last_words(message: str | None, words: str | None) -> None:
+    assert last_words(message) == words
+
+
+def test_a_failed_heads_last_words_are_in_the_failed_decision_and_its_event(make_job: MakeJob, pod: MakePod) -> None:
+    words = "trainer: FileNotFoundError: [Errno 2] No such file or directory: '/data/tokens.bin'"
+    observed = seen((pod("head", phase="Failed", exit_code=1, message=words), pod("worker", 0)))
+    decision = decide(make_job(replicas=1).obj(), status(), observed, NOW)
+    assert decision.phase is JobPhase.FAILED
+    assert words in decision.message
+    assert any(note.type == "Warning" and words in note.message for note in decision.notes), decision.notes
 
 
 def test_failed_pods_skips_terminating_and_other_phases(pod: MakePod) -> None:

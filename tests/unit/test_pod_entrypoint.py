@@ -9,9 +9,16 @@ import pytest
 
 from elastrain_trainer.cli import main
 from elastrain_trainer.config import TrainerConfig
-from elastrain_trainer.config.podenv import PodContract, write_pod_env
+from elastrain_trainer.config.podenv import (
+    TERMINATION_LOG_ENV,
+    TERMINATION_MESSAGE_MAX_BYTES,
+    PodContract,
+    write_pod_env,
+)
+from elastrain_trainer.pod import termination
 from elastrain_trainer.pod.head import checkpoint_path, newest_checkpoint
 from elastrain_trainer.pod.raynode import head_argv, node_ip, temp_dir_for, worker_argv
+from elastrain_trainer.pod.termination import termination_log_path, write_termination_message
 
 
 def contract(role: str = "worker", *, device: str = "cpu", pod_ip: str | None = "10.0.0.7") -> PodContract:
@@ -76,14 +83,17 @@ def test_checkpoint_locations_are_filesystem_paths() -> None:
 
 
 def test_a_pod_without_the_contract_exits_2_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     for name in write_pod_env(contract()):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ELASTRAIN_ROLE", "head")
+    monkeypatch.setenv(TERMINATION_LOG_ENV, str(tmp_path / "termination-log"))
     assert main(["pod", "head"]) == 2
     err = capsys.readouterr().err
     assert "ELASTRAIN_JOB_NAME: Field required" in err and "ELASTRAIN_TRAINER_CONFIG" in err, err
+    # The same words in the termination log, for the container status and the job's condition.
+    assert (tmp_path / "termination-log").read_text() == " ".join(err.split())
 
 
 def test_a_pod_running_the_other_roles_command_exits_2_saying_which_to_run(
@@ -93,6 +103,28 @@ def test_a_pod_running_the_other_roles_command_exits_2_saying_which_to_run(
         monkeypatch.setenv(name, value)
     assert main(["pod", "head"]) == 2
     assert "run `elastrain pod worker`" in capsys.readouterr().err
+
+
+def test_the_termination_message_is_one_line_cut_to_what_the_kubelet_keeps(tmp_path: Path) -> None:
+    path = tmp_path / "termination-log"
+    env = {TERMINATION_LOG_ENV: str(path)}
+    assert write_termination_message("trainer:\n  ValueError: bad\n", env)
+    assert path.read_text() == "trainer: ValueError: bad"
+    assert write_termination_message("é" * TERMINATION_MESSAGE_MAX_BYTES, env)
+    written = path.read_bytes()
+    assert len(written) <= TERMINATION_MESSAGE_MAX_BYTES and written.decode() == "é" * (len(written) // 2)
+
+
+def test_outside_a_pod_no_termination_log_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(termination, "TERMINATION_LOG", str(tmp_path / "dev" / "termination-log"))
+    assert termination_log_path({}) is None
+    assert not write_termination_message("nowhere to go", {})
+    assert not (tmp_path / "dev").exists()
+    # Where the kubelet mounted the file, it is written.
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "termination-log").write_text("")
+    assert write_termination_message("trainer: done", {})
+    assert (tmp_path / "dev" / "termination-log").read_text() == "trainer: done"
 
 
 def test_the_newest_checkpoint_is_the_highest_step_marked_latest() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from elastrain_trainer.manifest import load_manifest
+from elastrain_trainer.pod.termination import write_termination_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,14 +55,10 @@ def pod(role: str) -> int:
     try:
         contract = read_pod_env(os.environ)
     except PodEnvError as err:
-        print(f"elastrain pod {role}: {err}", file=sys.stderr)
-        return 2
+        return _refuse(f"elastrain pod {role}: {err}")
     if contract.role != role:
-        print(
-            f"elastrain pod {role}: ELASTRAIN_ROLE is {contract.role!r}; run `elastrain pod {contract.role}`",
-            file=sys.stderr,
-        )
-        return 2
+        message = f"elastrain pod {role}: ELASTRAIN_ROLE is {contract.role!r}; run `elastrain pod {contract.role}`"
+        return _refuse(message)
     if role == "head":
         from elastrain_trainer.pod.head import configure_logging, run_head
 
@@ -70,6 +67,13 @@ def pod(role: str) -> int:
     from elastrain_trainer.pod.worker import run_worker
 
     return run_worker(contract)
+
+
+def _refuse(message: str) -> int:
+    """A pod that cannot start: say why on stderr and in the termination log, exit 2."""
+    print(message, file=sys.stderr)
+    write_termination_message(message)
+    return 2
 
 
 def _pick_victim(driver: Any, pods: list[str]) -> str:

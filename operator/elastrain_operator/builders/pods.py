@@ -15,7 +15,7 @@ from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, build_env
 from elastrain_operator.builders.names import head_pod_name, pod_labels, worker_pod_name
 from elastrain_operator.builders.owner import owner_reference
 from elastrain_operator.builders.security import container_security_context, pod_security_context
-from elastrain_trainer.config.podenv import LIGHTHOUSE_PORT, PROGRESS_PORT, RAY_PORT
+from elastrain_trainer.config.podenv import LIGHTHOUSE_PORT, PROGRESS_PORT, RAY_PORT, TERMINATION_LOG
 
 GPU_RESOURCE = "nvidia.com/gpu"
 #: Node label set by NVIDIA's GPU feature discovery (and by the local cluster's fake GPU nodes).
@@ -98,6 +98,10 @@ def _pod(
         "resources": resources,
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
+        # The trainer writes why it stopped here; a crash before it could falls back to the log's tail.
+        # Either way it reaches the container status, and from there the job's condition and Event.
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if ports:
         container["ports"] = ports

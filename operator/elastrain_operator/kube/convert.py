@@ -93,6 +93,7 @@ def observe_pod(pod: Mapping[str, Any], nodes: Mapping[str, NodeProblem | None] 
         terminating=meta.get("deletionTimestamp") is not None,
         exit_code=int(exit_code) if exit_code is not None else None,
         reason=status.get("reason") or (terminated.get("reason") if terminated else None),
+        message=(terminated.get("message") or None) if terminated else None,
         unschedulable=unschedulable,
         node=node,
         attempt=attempt,

@@ -62,6 +62,8 @@ def judge(pod: ObservedPod, policy: RunPolicy) -> Failure:
     what = f"pod {pod.name} failed"
     what += f" with exit code {pod.exit_code}" if pod.exit_code is not None else ""
     what += f" ({pod.reason})" if pod.reason else ""
+    words = last_words(pod.message)
+    what += f": {words}" if words else ""
     if who is Blame.INFRASTRUCTURE:
         return Failure(pod, who, Verdict.RETRY, what + "; infrastructure, not counted against backoffLimit")
     code = pod.exit_code
@@ -76,6 +78,23 @@ def judge(pod: ObservedPod, policy: RunPolicy) -> Failure:
         else f"exit code {code} is not in runPolicy.retryableExitCodes"
     )
     return Failure(pod, who, Verdict.FAIL_JOB, what + f"; application error, not retried ({hint})")
+
+
+#: Longest termination message quoted in a condition or Event (the kubelet keeps up to 4096 bytes).
+MAX_WORDS = 300
+
+
+def last_words(message: str | None) -> str | None:
+    """The line of a termination message worth quoting: its last non-empty one, shortened.
+
+    The trainer writes one line; a container that crashed before it could leaves the tail of its
+    log instead, where the last line of a Python traceback names the exception.
+    """
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    line = lines[-1]
+    return line if len(line) <= MAX_WORDS else line[: MAX_WORDS - 1] + "…"
 
 
 def failed_pods(pods: tuple[ObservedPod, ...]) -> tuple[ObservedPod, ...]:

@@ -24,6 +24,8 @@ class ObservedPod:
     """Exit code of the trainer container once it terminated."""
     reason: str | None = None
     """status.reason of the pod (e.g. Evicted) or of its container's termination (e.g. OOMKilled)."""
+    message: str | None = None
+    """Why the trainer container stopped, in its own words (its termination message, or the log's tail)."""
     unschedulable: str | None = None
     """The scheduler's message while the pod cannot be placed."""
     node: str | None = None

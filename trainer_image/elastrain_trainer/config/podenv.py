@@ -23,6 +23,15 @@ RAY_PORT = 6379
 LIGHTHOUSE_PORT = 29510
 PROGRESS_PORT = 8765
 
+#: Where a trainer pod writes why it stopped. The kubelet copies the file into the container's
+#: ``state.terminated.message``; the operator puts that into the job's condition and Event.
+TERMINATION_LOG = "/dev/termination-log"
+#: Overrides :data:`TERMINATION_LOG` (not set by the operator: the development pod runner points it at
+#: a file of its own per pod, as a kubelet mounts one).
+TERMINATION_LOG_ENV = "ELASTRAIN_TERMINATION_LOG"
+#: The kubelet keeps at most this many bytes of a termination message.
+TERMINATION_MESSAGE_MAX_BYTES = 4096
+
 
 class PodEnv(StrEnum):
     """Names of the environment variables the operator sets (all under the reserved ELASTRAIN_ prefix)."""

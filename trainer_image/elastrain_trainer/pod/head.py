@@ -26,6 +26,7 @@ from elastrain_trainer.config.progress import TrainerState
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
 from elastrain_trainer.pod.raynode import connect, head_argv, node_ip, start_ray, stop_ray, temp_dir_for
 from elastrain_trainer.pod.summary import build_summary, summary_path, write_summary
+from elastrain_trainer.pod.termination import write_termination_message
 
 log = logging.getLogger("elastrain.head")
 
@@ -144,6 +145,8 @@ def run_head(contract: PodContract) -> int:
         traceback.print_exc()
         board.update(state=TrainerState.FAILED, message=f"{type(err).__name__}: {err}"[:500])
     finally:
+        if code != 0:  # why, for the container status and so for the job's Failed condition
+            write_termination_message(f"trainer: {board.get().message or 'the driver stopped'}")
         final = board.get().state in (TrainerState.FINISHED, TrainerState.FAILED)
         if final and not board.wait_read(FINAL_READ_TIMEOUT):
             log.warning("the operator did not read the final progress within %.0f s", FINAL_READ_TIMEOUT)
