@@ -34,7 +34,7 @@ def test_a_trainer_error_is_quoted_in_the_failed_condition_and_event(
         acceleratorsPerWorker=1,
         pod={"labels": {RUN_LABEL: "true"}},
         trainer={
-            "steps": 4,
+            "steps": 20,
             "globalBatchSize": 4,
             "model": {"dim": 32, "numHeads": 2, "numLayers": 1, "seqLen": 16, "vocabSize": 64},
             "data": {"source": "file", "path": str(missing), "numShards": 4},

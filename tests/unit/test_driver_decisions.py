@@ -1,4 +1,5 @@
-"""The driver's pure decisions: quorum completion, resume point, checkpoint group, evaluation, step metrics.
+"""The driver's pure decisions: quorum completion, resume point, checkpoint group, evaluation, step metrics,
+when to stop restarting groups whose set-up keeps failing.
 
 Each table row is named by the behaviour it pins; the functions are called directly on plain messages.
 """
@@ -16,6 +17,7 @@ from elastrain_trainer.checkpoint import CheckpointChoice, DriverRecord, Skipped
 from elastrain_trainer.compression import StepSample, Strength
 from elastrain_trainer.driver.quorum import QuorumAbandoned, QuorumComplete, decide_quorum
 from elastrain_trainer.driver.restore import Event, Resume, decide_resume
+from elastrain_trainer.driver.setup_errors import decide_setup_give_up
 from elastrain_trainer.driver.step_metrics import MAX_LOG_PERPLEXITY, build_step_metrics, eval_due, strength_sample
 from elastrain_trainer.driver.train import decide_checkpoint_group
 from elastrain_trainer.group import QuorumInfo, StepResult
@@ -513,3 +515,31 @@ def test_strength_sample(case: SampleCase) -> None:
     assert sample.comm_fraction == pytest.approx(case.expected.comm_fraction)
     assert sample.residual_sq == pytest.approx(case.expected.residual_sq)
     assert sample.signal_sq == pytest.approx(case.expected.signal_sq)
+
+
+# -- decide_setup_give_up --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("errors", "limit", "says"),
+    [
+        ([], 3, None),
+        (["group1: KeyError: 'x'", "group2: KeyError: 'x'"], 3, None),
+        (
+            ["group1: KeyError: 'x'", "group2: KeyError: 'x'", "group3: KeyError: 'x'"],
+            3,
+            "replica group set-up failed 3 times with no step committed: group3: KeyError: 'x'; "
+            "fix what it names (the head's log has each traceback) and create the job again",
+        ),
+        (
+            ["group1: OSError: disk full", "group2: KeyError: 'x'"],
+            2,
+            "replica group set-up failed 2 times with no step committed: group2: KeyError: 'x' "
+            "(and 1 other error(s)); fix what it names (the head's log has each traceback) and create the job again",
+        ),
+        (["group1: KeyError: 'x'"] * 50, 0, None),
+    ],
+    ids=["none", "below-the-limit", "at-the-limit", "two-kinds-of-error", "limit-0-never-gives-up"],
+)
+def test_decide_setup_give_up(errors: list[str], limit: int, says: str | None) -> None:
+    assert decide_setup_give_up(errors, limit=limit) == says

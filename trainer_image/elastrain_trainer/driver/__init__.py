@@ -2,5 +2,6 @@
 
 from elastrain_trainer.driver.loop import Driver, DriverOptions, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
+from elastrain_trainer.driver.setup_errors import GroupSetupError
 
-__all__ = ["Driver", "DriverOptions", "RayNodePods", "RunResult"]
+__all__ = ["Driver", "DriverOptions", "GroupSetupError", "RayNodePods", "RunResult"]

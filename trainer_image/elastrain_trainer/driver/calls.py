@@ -45,8 +45,13 @@ def collect(group: GroupHandle, refs: list[Any], phase: str, *, lose_group: Lose
     return list(ray.get(refs))
 
 
-def poll_setup(groups: Mapping[str, GroupHandle], *, lose_group: LoseGroup, event: EventSink) -> None:
-    """Mark every group whose ranks all finished set-up ready; a group whose set-up failed is lost."""
+def poll_setup(groups: Mapping[str, GroupHandle], *, lose_group: LoseGroup, event: EventSink) -> list[str]:
+    """Mark every group whose ranks all finished set-up ready; a group whose set-up failed is lost.
+
+    Returns what set-up raised, one line per group that failed that way (``group3: KeyError: 'x'``):
+    an error of the trainer's own, unlike a rank process that died (its node lost, a signal).
+    """
+    errors: list[str] = []
     for group_id, group in list(groups.items()):
         if group.ready:
             continue
@@ -55,13 +60,36 @@ def poll_setup(groups: Mapping[str, GroupHandle], *, lose_group: LoseGroup, even
             continue
         try:
             steps = ray.get(group.setup_refs)
-        except (RayActorError, RayTaskError) as error:
+        except RayTaskError as error:
+            cause = describe_cause(error)
+            lose_group(group_id, reason=f"set-up failed: {cause}")
+            errors.append(f"{group_id}: {cause}")
+            continue
+        except RayActorError as error:
             lose_group(group_id, reason=f"set-up failed: {error}")
             continue
         group.ready = True
         group.step_at_ready = max(steps)
         group.info["setup_seconds"] = time.monotonic() - group.started_at
         event("group_ready", group=group_id, setup_seconds=group.info["setup_seconds"])
+    return errors
+
+
+def describe_cause(error: BaseException) -> str:
+    """``Type: message`` of the exception a Ray task raised (first line only; the traceback is in the log).
+
+    A DCP ``CheckpointException`` only lists the ranks that failed: the first rank's own exception
+    is what names the problem (e.g. a size mismatch with a checkpoint of another model).
+    """
+    cause: BaseException = getattr(error, "cause", None) or error
+    failures = getattr(cause, "failures", None)
+    if isinstance(failures, dict) and failures:
+        first = next(iter(failures.values()))
+        inner = first[0] if isinstance(first, tuple) and first else first
+        if isinstance(inner, BaseException):
+            cause = inner
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -> dict[str, int]:

@@ -36,12 +36,13 @@ from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, Run
 from elastrain_trainer.driver.pods import RayNodePods
 from elastrain_trainer.driver.quorum import form_quorum
 from elastrain_trainer.driver.restore import decide_resume, handle_state_lost
+from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
 from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
 
-__all__ = ["POLL_SECONDS", "Driver", "DriverOptions", "ExitAfterReduce", "Hook", "RunResult"]
+__all__ = ["POLL_SECONDS", "Driver", "DriverOptions", "ExitAfterReduce", "GroupSetupError", "Hook", "RunResult"]
 
 #: Seconds between polls while waiting for groups to start.
 POLL_SECONDS = 0.05
@@ -73,6 +74,8 @@ class Driver:
         """The dynamic compression policy across groups (None when off). Not in the checkpoint record:
         a new driver starts from the configured strength."""
         self._serial = 0
+        self.setup_errors: list[str] = []
+        """What group set-up raised since the last committed step (see :func:`decide_setup_give_up`)."""
         self._training_step: int | None = None
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
         self.start_time = time.monotonic()
@@ -147,7 +150,11 @@ class Driver:
         self.event("group_lost", group=group_id, reason=reason, during_step=self._training_step)
 
     def _poll_setup(self) -> None:
-        poll_setup(self.groups, lose_group=self.lose_group, event=self.event)
+        self.setup_errors += poll_setup(self.groups, lose_group=self.lose_group, event=self.event)
+        give_up = decide_setup_give_up(self.setup_errors, limit=self.options.max_setup_errors)
+        if give_up is not None:
+            self.event("setup_given_up", errors=list(self.setup_errors))
+            raise GroupSetupError(give_up)
 
     # -- a step -------------------------------------------------------------------------------
 
@@ -194,6 +201,8 @@ class Driver:
             self._training_step = None
         if outcome.committed:
             self.step = step + 1
+            # Training goes on: a node whose groups keep failing set-up costs only its own share.
+            self.setup_errors.clear()
         train.record_group_results(outcome, throughput=self.throughput, event=self.event)
         due = outcome.committed and eval_due(
             self.step, interval=self.cfg.eval_interval_steps, eval_samples=len(self.eval_range), steps=self.cfg.steps

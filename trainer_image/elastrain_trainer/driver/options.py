@@ -35,6 +35,8 @@ class DriverOptions:
     timeouts: FaultTimeouts = field(default_factory=FaultTimeouts)
     step_timeout_seconds: float = 120.0
     max_attempts: int = 10000
+    max_setup_errors: int = 6
+    """Group set-ups that raise, with no step committed in between, before the driver stops (0: never)."""
     start_groups: int = 1
     """Groups that must be ready before the first step of a fresh start (e.g. elastic.minReplicas)."""
     group_delays: dict[str, float] = field(default_factory=dict)
