@@ -80,8 +80,9 @@ def judge(pod: ObservedPod, policy: RunPolicy) -> Failure:
     return Failure(pod, who, Verdict.FAIL_JOB, what + f"; application error, not retried ({hint})")
 
 
-#: Longest termination message quoted in a condition or Event (the kubelet keeps up to 4096 bytes).
-MAX_WORDS = 300
+#: Longest termination message quoted in a condition or Event (the kubelet keeps up to 4096 bytes;
+#: kopf cuts an Event message past 1024 characters, and the detail around the quote takes about 150).
+MAX_WORDS = 500
 
 
 def last_words(message: str | None) -> str | None:
