@@ -177,7 +177,8 @@ def reconcile_job(
         return True
     try:
         job = parse_trainingjob(raw)
-        decision = decide(job, prior, api.observe(namespace, name), now)
+        observed = api.observe(namespace, name)
+        decision = decide(job, prior, observed, now)
         if _apply(api, job, decision.actions):
             metrics.record_phase(namespace, name, None)
             return False
@@ -187,8 +188,10 @@ def reconcile_job(
             events("Warning", Reason.INVALID_SPEC, str(err))
         metrics.record_phase(namespace, name, status.phase)
         return True
-    # The status reflects the pods as they are after this round's changes.
-    observed = api.observe(namespace, name)
+    if decision.actions:
+        # The status reflects the pods as they are after this round's changes; a round that changed
+        # nothing (most of them) reuses what it saw.
+        observed = api.observe(namespace, name)
     status = compute_status(job, prior, decision, observed, now, report=_progress(observed, progress))
     _write_status(api, namespace, name, old_status, _dump(status))
     metrics.record_round(namespace, name, decision=decision, status=status, prior=prior, now=now)
