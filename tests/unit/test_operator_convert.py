@@ -11,7 +11,7 @@ import pytest
 
 from elastrain_operator.api import Role
 from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
-from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod
+from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod, running_but_not_ready
 from elastrain_operator.reconcile.failures import Blame, blame
 from elastrain_operator.reconcile.observed import ObservedPod
 
@@ -323,3 +323,20 @@ def test_blame_of_a_converted_pod(status: dict[str, Any], want: Blame) -> None:
     observed = observe_pod(raw_pod(status))
     assert observed is not None
     assert blame(observed) is want
+
+
+@pytest.mark.parametrize(
+    ("status", "want"),
+    [
+        ({}, False),
+        ({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]}, False),
+        ({"phase": "Running"}, False),
+        ({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}, False),
+        # What the node lifecycle controller does to the pods of a node it marks NotReady.
+        ({"phase": "Running", "conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}, True),
+        ({"phase": "Failed", "conditions": [{"type": "Ready", "status": "False"}]}, False),
+    ],
+    ids=["empty", "pending", "running-no-conditions", "running-ready", "running-not-ready", "failed"],
+)
+def test_running_but_not_ready(status: dict[str, Any], want: bool) -> None:
+    assert running_but_not_ready(status) is want

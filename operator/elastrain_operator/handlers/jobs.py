@@ -19,6 +19,7 @@ from elastrain_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, La
 from elastrain_operator.handlers import metrics
 from elastrain_operator.handlers.reconciler import reconcile_job
 from elastrain_operator.kube.client import KubeApi, KubeError, load_kube_config
+from elastrain_operator.kube.convert import running_but_not_ready
 from elastrain_operator.settings import OperatorSettings, load_settings
 
 # Touched only from kopf's event loop (every handler here is async), so no lock is needed.
@@ -127,6 +128,16 @@ async def stop_loops(**_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "pods", labels={Label.JOB: kopf.PRESENT})
-async def pod_changed(*, namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    """A pod of a job changed: wake that job's loop."""
+async def pod_changed(
+    *, namespace: str | None, labels: kopf.Labels, status: kopf.Status, memo: kopf.Memo, **_: Any
+) -> None:
+    """A pod of a job changed: wake that job's loop.
+
+    A running pod that stopped being Ready is what the node lifecycle controller does to every pod
+    of a node it just marked NotReady: the shared node list may predate that, so it is listed afresh
+    for the round this event wakes, and the lost worker is replaced in this round, not a resync later.
+    """
+    api = getattr(memo, "api", None)
+    if isinstance(api, KubeApi) and running_but_not_ready(status):
+        api.forget_nodes()
     _wakeup(namespace or "", labels[Label.JOB]).set()

@@ -141,6 +141,11 @@ class KubeApi:
             network_policy_exists=bool(policies.get("items")),
         )
 
+    def forget_nodes(self) -> None:
+        """The next observation lists the nodes afresh (a pod's readiness says one may have changed)."""
+        with self._nodes_lock:
+            self._nodes = None
+
     def _node_problems(self, *, fresh: bool = False) -> dict[str, NodeProblem | None]:
         """Health of every node, listed at most once per NODES_MAX_AGE for all jobs together."""
         with self._nodes_lock:

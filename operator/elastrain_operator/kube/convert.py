@@ -20,6 +20,14 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def running_but_not_ready(status: Mapping[str, Any]) -> bool:
+    """A pod ``status`` that says Running with its Ready condition False (its node may have gone NotReady)."""
+    if status.get("phase") != "Running":
+        return False
+    ready = _condition({"status": status}, "Ready")
+    return ready is not None and ready.get("status") == "False"
+
+
 def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     for cond in pod.get("status", {}).get("conditions") or []:
         if cond.get("type") == kind:
