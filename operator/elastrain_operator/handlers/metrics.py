@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -32,7 +33,8 @@ _lock = threading.Lock()
 _phases: dict[tuple[str, str], JobPhase] = {}
 
 
-_last_round: dict[tuple[str, str], datetime] = {}
+_last_round: dict[tuple[str, str], float] = {}
+"""time.monotonic() of each job's last round: status times carry whole seconds, too coarse here."""
 
 
 def record_round(
@@ -51,19 +53,20 @@ def record_round(
         # The replacement is created in the round that finds the loss (see reconcile.decide).
         if pod.lost_since is not None:
             LOSS_TO_REPLACEMENT.observe(max(0.0, (now - pod.lost_since).total_seconds()))
-    # New records are those after the prior newest (the list is capped, so its length says nothing).
-    newest = prior.resizes[-1] if prior is not None and prior.resizes else None
-    for record in status.resizes or []:
-        if newest is None or record.time > newest.time:
-            RESIZES.labels(reason=record.reason).inc()
+    # A round appends at most one resize record (the list is capped, so its length says nothing).
+    before = list(prior.resizes or []) if prior is not None else []
+    after = list(status.resizes or [])
+    if after and after != before:
+        RESIZES.labels(reason=after[-1].reason).inc()
     key = (namespace, name)
+    clock = time.monotonic()
     with _lock:
         last = _last_round.get(key)
-        _last_round[key] = now
+        _last_round[key] = clock
     workers = status.workers
     training = status.phase in (JobPhase.RUNNING, JobPhase.RESCALING)
     if last is not None and training and workers is not None and workers.ready < workers.desired:
-        REDUCED_SIZE_SECONDS.inc((now - last).total_seconds())
+        REDUCED_SIZE_SECONDS.inc(clock - last)
 
 
 def record_phase(namespace: str, name: str, phase: JobPhase | None) -> None:
