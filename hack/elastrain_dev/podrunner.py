@@ -46,7 +46,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
-from elastrain_trainer.config.podenv import TERMINATION_LOG_ENV
+from elastrain_trainer.config.podenv import TERMINATION_LOG_ENV, TERMINATION_MESSAGE_MAX_BYTES
 
 RUN_LABEL = "podrunner.elastrain.dev/run"
 RUN_VALUE = "true"
@@ -75,6 +75,8 @@ class Running:
     process: subprocess.Popen[bytes]
     node: str
     log_path: Path
+    termination_log: Path
+    """The file the pod's ``ELASTRAIN_TERMINATION_LOG`` names (a kubelet mounts one at ``terminationMessagePath``)."""
 
 
 @dataclass
@@ -145,7 +147,7 @@ class PodRunner:
             if running is None and pod.get("status", {}).get("phase", "Pending") == "Pending":
                 self._start(pod, node)
             elif running is not None and running.process.poll() is not None:
-                self._report_exit(pod, running.process.returncode, running.log_path)
+                self._report_exit(pod, running.process.returncode, running)
                 del self.processes[key]
         for key in set(self.processes) - seen:  # the pod vanished (force-deleted, or its node deleted)
             self._kill(key, "pod gone")
@@ -189,10 +191,10 @@ class PodRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.processes[key] = Running(process, node, log_path)
+        self.processes[key] = Running(process, node, log_path, termination_log)
         log.info("started %s on %s (%s) as pid %d: %s", key, node, ip, process.pid, " ".join(argv))
 
-    def _report_exit(self, pod: dict[str, Any], code: int, log_path: Path) -> None:
+    def _report_exit(self, pod: dict[str, Any], code: int, running: Running) -> None:
         exit_code = code if code >= 0 else 128 - code  # killed by signal n -> 128 + n, as a kubelet reports
         container = pod["spec"]["containers"][0]
         terminated: dict[str, Any] = {
@@ -201,8 +203,8 @@ class PodRunner:
             "finishedAt": _now(),
         }
         message = termination_message(
-            log_path.parent / "termination-log",
-            log_path,
+            running.termination_log,
+            running.log_path,
             fallback_to_logs=exit_code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError",
         )
         if message:
@@ -307,7 +309,7 @@ def termination_message(termination_log: Path, log_path: Path, *, fallback_to_lo
     """What a kubelet puts in ``state.terminated.message``: the termination log (at most 4096 bytes),
     or when that is empty and ``fallback_to_logs``, the container log's last 80 lines (at most 2048 bytes)."""
     with contextlib.suppress(OSError):
-        written = termination_log.read_bytes()[:4096].decode(errors="replace").strip()
+        written = termination_log.read_bytes()[:TERMINATION_MESSAGE_MAX_BYTES].decode(errors="replace").strip()
         if written:
             return written
     if not fallback_to_logs:
