@@ -6,8 +6,8 @@ config it receives with the same model.
 
 from elastrain_trainer.config.base import RULE_ERROR_TYPE, ConfigModel, Rule
 from elastrain_trainer.config.compression import CompressionConfig, DynamicCompressionConfig
-from elastrain_trainer.config.data import DataConfig
-from elastrain_trainer.config.model import ModelConfig
+from elastrain_trainer.config.data import DataConfig, TextDataConfig
+from elastrain_trainer.config.model import HuggingFaceModelConfig, ModelConfig, PythonModelConfig
 from elastrain_trainer.config.optim import OptimizerConfig
 from elastrain_trainer.config.overlap import OverlapConfig
 from elastrain_trainer.config.parallelism import ParallelismConfig
@@ -21,6 +21,7 @@ __all__ = [
     "ConfigModel",
     "DataConfig",
     "DynamicCompressionConfig",
+    "HuggingFaceModelConfig",
     "LossScalingConfig",
     "LrScheduleConfig",
     "ModelConfig",
@@ -28,6 +29,8 @@ __all__ = [
     "OverlapConfig",
     "ParallelismConfig",
     "PrecisionConfig",
+    "PythonModelConfig",
     "Rule",
+    "TextDataConfig",
     "TrainerConfig",
 ]

@@ -8,8 +8,28 @@ from pydantic import Field
 
 from elastrain_trainer.config.base import ConfigModel, Rule
 
-DataSource = Literal["synthetic", "file"]
+DataSource = Literal["synthetic", "file", "text"]
 TokenDtype = Literal["uint16", "uint32"]
+TextFormat = Literal["auto", "jsonl", "parquet", "txt"]
+
+
+class TextDataConfig(ConfigModel):
+    """Text corpora tokenized in the pods: jsonl, parquet/arrow or plain text files, packed into sequences.
+
+    Documents are tokenized with a Hugging Face tokenizer, an end-of-document token is appended to
+    each, and the stream is packed into samples of seqLen + 1 tokens; every sample keeps a stable
+    index, so the shard ledger counts it exactly as for a token file. For large corpora run
+    ``elastrain data prepare`` once and train from its output with source: file.
+    """
+
+    paths: list[str] = Field(min_length=1, max_length=256)
+    """Glob patterns of the files inside the pod (e.g. /data/corpus/*.jsonl); matched files are read in sorted order."""
+    format: TextFormat = "auto"
+    """File format; auto picks it from each file's extension (.jsonl/.json, .parquet/.arrow, .txt)."""
+    field: str = Field("text", min_length=1, max_length=256)
+    """The jsonl field or parquet/arrow column holding a document's text."""
+    tokenizer: str = Field(min_length=1, max_length=4096, pattern=r"^/")
+    """Absolute path of a Hugging Face tokenizer directory in the pod (tokenizer.json, tokenizer_config.json)."""
 
 
 class DataConfig(ConfigModel):
@@ -21,7 +41,8 @@ class DataConfig(ConfigModel):
 
     source: DataSource = "synthetic"
     """synthetic: reproducible random tokens from the seed (for tests and benchmarks);
-    file: a memory-mapped token file at path."""
+    file: a memory-mapped token file at path (or the output directory of elastrain data prepare);
+    text: text corpora tokenized in the pod (set text)."""
     path: str | None = Field(None, min_length=1, max_length=4096)
     """Path of the token file inside the pod (a flat array of tokenDtype token ids); required when source is file."""
     token_dtype: TokenDtype = "uint16"
@@ -33,6 +54,8 @@ class DataConfig(ConfigModel):
     more gives finer load balance."""
     shuffle: bool = True
     """Shuffle shard order each epoch (deterministically from the seed)."""
+    text: TextDataConfig | None = None
+    """The text corpus, when source is text."""
 
     rules = (
         Rule(
@@ -46,5 +69,19 @@ class DataConfig(ConfigModel):
             holds=lambda d: d.source != "synthetic" or d.path is None,
             field="path",
             message="path is only read when source is file; remove path or set source: file",
+        ),
+        Rule(
+            cel="(self.source == 'text') == has(self.text)",
+            holds=lambda d: (d.source == "text") == (d.text is not None),
+            field="text",
+            message="text is set exactly when source is text; set source: text with a text section "
+            "(paths, tokenizer), or remove the section",
+            shows=("source",),
+        ),
+        Rule(
+            cel="self.source != 'text' || !has(self.path)",
+            holds=lambda d: d.source != "text" or d.path is None,
+            field="path",
+            message="path is only read when source is file; the text source reads text.paths; remove path",
         ),
     )

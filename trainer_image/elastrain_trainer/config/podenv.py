@@ -52,6 +52,7 @@ class PodEnv(StrEnum):
     DEVICE = "ELASTRAIN_DEVICE"
     TRAINER_CONFIG = "ELASTRAIN_TRAINER_CONFIG"
     CHECKPOINT = "ELASTRAIN_CHECKPOINT"
+    EXPORT = "ELASTRAIN_EXPORT"
 
 
 class CheckpointTarget(ConfigModel):
@@ -65,6 +66,14 @@ class CheckpointTarget(ConfigModel):
     """Newest checkpoints kept."""
     async_save: bool = True
     """Save in the background while training goes on."""
+
+
+class ExportTarget(ConfigModel):
+    """Where the trainer writes the trained model as a Hugging Face model directory (from the job's export spec)."""
+
+    location: str = Field(min_length=1)
+    """A file:// URI of a shared filesystem or a local path (a mounted PVC); the head writes
+    ``<location>/step-<N>`` and ``<location>/final`` into it."""
 
 
 class PodContract(ConfigModel):
@@ -86,6 +95,7 @@ class PodContract(ConfigModel):
     device: Literal["gpu", "cpu"]
     trainer: TrainerConfig
     checkpoint: CheckpointTarget | None = None
+    export: ExportTarget | None = None
 
 
 def write_pod_env(contract: PodContract) -> dict[str, str]:
@@ -105,6 +115,7 @@ def write_pod_env(contract: PodContract) -> dict[str, str]:
         PodEnv.DEVICE: contract.device,
         PodEnv.TRAINER_CONFIG: contract.trainer.model_dump_json(),
         PodEnv.CHECKPOINT: contract.checkpoint.model_dump_json() if contract.checkpoint else None,
+        PodEnv.EXPORT: contract.export.model_dump_json() if contract.export else None,
     }
     return {name.value: str(value) for name, value in values.items() if value is not None}
 
@@ -120,7 +131,7 @@ def read_pod_env(env: Mapping[str, str]) -> PodContract:
         if name in env:
             key = name.value.removeprefix("ELASTRAIN_").lower()
             value: object = env[name]
-            if name in (PodEnv.TRAINER_CONFIG, PodEnv.CHECKPOINT):
+            if name in (PodEnv.TRAINER_CONFIG, PodEnv.CHECKPOINT, PodEnv.EXPORT):
                 try:
                     value = json.loads(env[name])
                 except ValueError as err:

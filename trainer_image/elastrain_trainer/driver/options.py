@@ -29,6 +29,8 @@ class DriverOptions:
 
     checkpoint_dir: str | None = None
     checkpoint_interval: int = 0
+    export_dir: str | None = None
+    """Write the trained model as a Hugging Face model directory under this path at the end (None: no export)."""
     checkpoint_keep: int = 3
     async_checkpoint: bool = True
     lighthouse: LighthouseOptions = field(default_factory=LighthouseOptions)
