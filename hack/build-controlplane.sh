@@ -24,6 +24,11 @@ key="$( (go version; cd "$tools" && find . -type f \( -name go.mod -o -name go.s
 bin="$cache_root/controlplane-$k8s_version-$key/bin"
 mkdir -p "$bin"
 
+# One build per machine at a time: a second caller (another clone, a test, make) waits for the
+# first instead of racing it on the same temporary files, then finds the binaries built.
+exec 9>"$bin/.build.lock"
+flock 9
+
 log() { printf '[build-controlplane] %s\n' "$*" >&2; }
 
 # build DIR OUTPUT PACKAGE [LDFLAGS]: go build PACKAGE inside tool module DIR, atomically.
