@@ -113,6 +113,11 @@ class JobWrapper:
         self._spec["checkpoint"] = {"uri": uri, "intervalSteps": interval_steps, "keep": keep}
         return self
 
+    def export(self, value: dict[str, Any]) -> Self:
+        """``spec.export`` in its camelCase manifest form."""
+        self._spec["export"] = copy.deepcopy(value)
+        return self
+
     def checkpoint_pvc(self, claim: str, path: str = "/", *, interval_steps: int = 10) -> Self:
         self._spec["checkpoint"] = {"pvc": {"claimName": claim, "path": path}, "intervalSteps": interval_steps}
         return self

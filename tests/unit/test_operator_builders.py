@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from elastrain_operator.api import API_VERSION, KIND, Label, Role, TrainingJob
-from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, build_env
+from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, EXPORT_MOUNT_PATH, build_env
 from elastrain_operator.builders.names import (
     head_address,
     head_pod_name,
@@ -531,3 +531,25 @@ def test_ray_token_auth_comes_from_the_jobs_own_secret(make_job: MakeJob) -> Non
     assert secret["stringData"] == {"token": "t0k3n"}
     assert secret["metadata"]["ownerReferences"][0]["uid"] == "u1"
     assert secret["metadata"]["labels"] == {"elastrain.dev/job": job.metadata.name}
+
+
+def test_export_pvc_is_mounted_and_named_in_the_contract(make_job: MakeJob) -> None:
+    wrapper = make_job()
+    wrapper.export({"pvc": {"claimName": "models", "path": "/exports/demo"}})
+    pod = build(wrapper.obj(), Role.HEAD, 0)
+    assert {"name": "export", "persistentVolumeClaim": {"claimName": "models"}} in pod["spec"]["volumes"]
+    assert {"name": "export", "mountPath": EXPORT_MOUNT_PATH, "subPath": "exports/demo"} in container(pod)[
+        "volumeMounts"
+    ]
+    contract = read_pod_env(literal_env(pod))
+    assert contract.export is not None and contract.export.location == EXPORT_MOUNT_PATH
+
+
+def test_export_uri_mounts_nothing_and_reaches_the_contract(make_job: MakeJob) -> None:
+    wrapper = make_job()
+    wrapper.export({"uri": "file:///shared/models"})
+    pod = build(wrapper.obj(), Role.WORKER, 0)
+    assert all(v["name"] != "export" for v in pod["spec"]["volumes"])
+    contract = read_pod_env(literal_env(pod))
+    assert contract.export is not None and contract.export.location == "file:///shared/models"
+    assert read_pod_env(literal_env(build(make_job().obj(), Role.HEAD, 0))).export is None

@@ -12,6 +12,7 @@ import pytest
 from elastrain_operator.api import (
     Condition,
     ConditionType,
+    ExportStatus,
     JobPhase,
     Reason,
     ResizeRecord,
@@ -22,7 +23,14 @@ from elastrain_operator.api import (
 from elastrain_operator.api.crd import build_crd
 from elastrain_operator.reconcile.decide import Decision, Note, decide
 from elastrain_operator.reconcile.observed import Observed, ObservedPod
-from elastrain_operator.reconcile.status import MAX_RESIZES, compute_status, invalid_status, transition_notes
+from elastrain_operator.reconcile.status import (
+    MAX_RESIZES,
+    compute_status,
+    export_from,
+    invalid_status,
+    transition_notes,
+)
+from elastrain_trainer.config.progress import ProgressReport
 
 pytestmark = pytest.mark.unit
 
@@ -435,3 +443,15 @@ def test_invalid_status_is_stable_across_rounds() -> None:
     second = invalid_status(first, "bad", now=T2, generation=1)
     assert second == first
     assert dump(second) == dump(first)
+
+
+def test_export_reported_by_the_head_reaches_status_and_stays() -> None:
+    report = ProgressReport(step=30, export_path="/export/final", export_step=30)
+    assert export_from(report) == ExportStatus(path="/export/final", step=30)
+    assert export_from(ProgressReport(step=30)) is None
+
+
+def test_status_export_is_kept_when_the_head_no_longer_reports(make_job: MakeJob) -> None:
+    prior = TrainingJobStatus.model_validate({"export": {"path": "/export/final", "step": 12}})
+    status = compute_status(make_job().obj(), prior, decision(JobPhase.RUNNING, Reason.WORKERS_READY), Observed(), T0)
+    assert status.export == ExportStatus(path="/export/final", step=12)

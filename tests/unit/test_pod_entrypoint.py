@@ -16,7 +16,7 @@ from elastrain_trainer.config.podenv import (
     write_pod_env,
 )
 from elastrain_trainer.pod import termination
-from elastrain_trainer.pod.head import checkpoint_path, newest_checkpoint
+from elastrain_trainer.pod.head import checkpoint_path, newest_checkpoint, newest_export
 from elastrain_trainer.pod.raynode import head_argv, node_ip, temp_dir_for, worker_argv
 from elastrain_trainer.pod.termination import termination_log_path, write_termination_message
 
@@ -136,3 +136,13 @@ def test_the_newest_checkpoint_is_the_highest_step_marked_latest() -> None:
     ]
     assert newest_checkpoint(events) == 8
     assert newest_checkpoint([{"kind": "group_lost"}]) is None
+
+
+def test_the_newest_export_is_the_highest_step_the_driver_exported() -> None:
+    events = [
+        {"kind": "checkpoint", "checkpoint_step": 4},
+        {"kind": "exported", "path": "/export/step-4", "step": 4},
+        {"kind": "exported", "path": "/export/final", "step": 9},
+    ]
+    assert newest_export(events) == ("/export/final", 9)
+    assert newest_export(events[:1]) is None

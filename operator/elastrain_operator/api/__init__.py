@@ -22,6 +22,7 @@ from elastrain_operator.api.constants import (
     Reason,
     Role,
 )
+from elastrain_operator.api.export import ExportSpec
 from elastrain_operator.api.kube_types import EnvVar, ResourceRequirements, Toleration, Volume, VolumeMount
 from elastrain_operator.api.parse import InvalidTrainingJobError, parse_trainingjob
 from elastrain_operator.api.pod import PodOverrides, SchedulingSpec
@@ -30,6 +31,7 @@ from elastrain_operator.api.run_policy import RunPolicy
 from elastrain_operator.api.spec import ElasticPolicy, TrainingJobSpec
 from elastrain_operator.api.status import (
     Condition,
+    ExportStatus,
     JobPhase,
     ProgressStatus,
     ResizeRecord,
@@ -55,6 +57,8 @@ __all__ = [
     "ConditionType",
     "ElasticPolicy",
     "EnvVar",
+    "ExportSpec",
+    "ExportStatus",
     "InvalidTrainingJobError",
     "JobPhase",
     "Label",

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from elastrain_operator.api.checkpoint import CheckpointSpec
+from elastrain_operator.api.export import ExportSpec
 from elastrain_operator.api.pod import PodOverrides, SchedulingSpec
 from elastrain_operator.api.run_policy import RunPolicy
 from elastrain_trainer.config import ConfigModel, Rule, TrainerConfig
@@ -73,6 +74,8 @@ class TrainingJobSpec(ConfigModel):
     """The trainer's configuration: model, data, optimizer, schedule, precision, parallelism, compression."""
     checkpoint: CheckpointSpec | None = None
     """Durable checkpoints; unset: none (a job that loses its head or every worker starts over)."""
+    export: ExportSpec | None = None
+    """Write the trained model as a Hugging Face model directory when training ends; unset: no export."""
     run_policy: RunPolicy = RunPolicy()
     """Retries, deadlines, clean-up and suspension."""
     scheduling: SchedulingSpec | None = None

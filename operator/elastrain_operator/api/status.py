@@ -77,6 +77,15 @@ class ProgressStatus(ConfigModel):
     """Step of the newest complete durable checkpoint."""
 
 
+class ExportStatus(ConfigModel):
+    """Where the trained model was exported."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    """Directory of the Hugging Face model inside the pods (under spec.export's location)."""
+    step: int = Field(ge=0)
+    """The optimizer step the exported weights are from."""
+
+
 class RestartCounts(ConfigModel):
     """Restarts of the training, by cause."""
 
@@ -114,6 +123,8 @@ class TrainingJobStatus(ConfigModel):
     """Worker pods and processes."""
     progress: ProgressStatus | None = None
     """Training progress."""
+    export: ExportStatus | None = None
+    """The exported model, once written."""
     restarts: RestartCounts | None = None
     """Restarts by cause."""
     resizes: list[ResizeRecord] | None = Field(None, max_length=20)

@@ -7,7 +7,7 @@ from typing import Any
 from elastrain_operator.api import Role, TrainingJob
 from elastrain_operator.builders.names import head_address
 from elastrain_operator.builders.secret import ray_auth_env
-from elastrain_trainer.config.podenv import CheckpointTarget, PodContract, PodEnv, write_pod_env
+from elastrain_trainer.config.podenv import CheckpointTarget, ExportTarget, PodContract, PodEnv, write_pod_env
 
 
 def checkpoint_target(job: TrainingJob) -> CheckpointTarget | None:
@@ -23,6 +23,16 @@ def checkpoint_target(job: TrainingJob) -> CheckpointTarget | None:
 
 #: Where a checkpoint PVC is mounted in every pod.
 CHECKPOINT_MOUNT_PATH = "/checkpoints"
+#: Where an export PVC is mounted in every pod.
+EXPORT_MOUNT_PATH = "/export"
+
+
+def export_target(job: TrainingJob) -> ExportTarget | None:
+    """Where the trainer exports the trained model: the URI, or the PVC's mount path inside the pod."""
+    spec = job.spec.export
+    if spec is None:
+        return None
+    return ExportTarget(location=spec.uri if spec.uri is not None else EXPORT_MOUNT_PATH)
 
 
 def build_contract(job: TrainingJob, *, role: Role, index: int | None) -> PodContract:
@@ -42,6 +52,7 @@ def build_contract(job: TrainingJob, *, role: Role, index: int | None) -> PodCon
         device=spec.device,
         trainer=spec.trainer,
         checkpoint=checkpoint_target(job),
+        export=export_target(job),
     )
 
 

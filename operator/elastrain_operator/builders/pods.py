@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from elastrain_operator.api import Role, TrainingJob
-from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, build_env
+from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, EXPORT_MOUNT_PATH, build_env
 from elastrain_operator.builders.names import head_pod_name, pod_labels, worker_pod_name
 from elastrain_operator.builders.owner import owner_reference
 from elastrain_operator.builders.security import container_security_context, pod_security_context
@@ -42,7 +42,7 @@ def _meta(job: TrainingJob, name: str, role: Role, index: int, attempt: int) -> 
 
 
 def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Pod volumes and container mounts: shared memory, the checkpoint PVC, then the user's."""
+    """Pod volumes and container mounts: shared memory, the checkpoint and export PVCs, then the user's."""
     volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
     mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
     checkpoint = job.spec.checkpoint
@@ -51,6 +51,10 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         mounts.append(
             {"name": "checkpoints", "mountPath": CHECKPOINT_MOUNT_PATH, "subPath": checkpoint.pvc.path.lstrip("/")}
         )
+    export = job.spec.export
+    if export is not None and export.pvc is not None:
+        volumes.append({"name": "export", "persistentVolumeClaim": {"claimName": export.pvc.claim_name}})
+        mounts.append({"name": "export", "mountPath": EXPORT_MOUNT_PATH, "subPath": export.pvc.path.lstrip("/")})
     overrides = job.spec.pod
     if overrides:
         volumes += [v.model_dump(exclude_none=True) for v in overrides.volumes or []]

@@ -11,6 +11,7 @@ from datetime import datetime
 from elastrain_operator.api import (
     Condition,
     ConditionType,
+    ExportStatus,
     JobPhase,
     ProgressStatus,
     Reason,
@@ -130,6 +131,7 @@ def compute_status(
     high = spec.elastic.max_replicas if spec.elastic else spec.replicas
     ready = observed.ready_workers
     progress = progress_from(report) if report is not None else prior.progress or ProgressStatus()
+    exported = export_from(report) if report is not None else None
     return TrainingJobStatus(
         phase=phase,
         conditions=conditions,
@@ -137,6 +139,7 @@ def compute_status(
             desired=spec.replicas, ready=ready, min=low, max=high, world_size=ready * spec.accelerators_per_worker
         ),
         progress=progress.model_copy(update={"total_steps": spec.trainer.steps}),
+        export=exported or prior.export,
         restarts=decision.restarts,
         resizes=_resizes(prior, decision, ready, now),
         start_time=decision.start_time,
@@ -154,6 +157,13 @@ def progress_from(report: ProgressReport) -> ProgressStatus:
         tokens_per_second=round(report.tokens_per_second) if report.tokens_per_second is not None else None,
         last_checkpoint_step=report.last_checkpoint_step,
     )
+
+
+def export_from(report: ProgressReport) -> ExportStatus | None:
+    """status.export from the driver's report, once the head has written the model."""
+    if report.export_path is None or report.export_step is None:
+        return None
+    return ExportStatus(path=report.export_path, step=report.export_step)
 
 
 def transition_notes(

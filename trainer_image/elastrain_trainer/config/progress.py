@@ -50,5 +50,9 @@ class ProgressReport(ConfigModel):
     world_size: int = Field(0, ge=0)
     """Processes that took part in the last step."""
     last_checkpoint_step: int | None = Field(None, ge=0)
+    export_path: str | None = None
+    """Directory of the exported Hugging Face model, once written."""
+    export_step: int | None = Field(None, ge=0)
+    """Step of the exported weights."""
     message: str = ""
     """Why the driver failed, when state is Failed."""

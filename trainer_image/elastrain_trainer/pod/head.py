@@ -49,6 +49,12 @@ def checkpoint_path(location: str) -> str:
     return location
 
 
+def newest_export(events: Iterable[Mapping[str, Any]]) -> tuple[str, int] | None:
+    """Path and step of the newest model export, from the driver's ``exported`` events."""
+    exports = [(str(e["path"]), int(e["step"])) for e in events if e["kind"] == "exported"]
+    return max(exports, key=lambda pair: pair[1]) if exports else None
+
+
 def newest_checkpoint(events: Iterable[Mapping[str, Any]]) -> int | None:
     """The step of the newest checkpoint marked latest, from the driver's ``checkpoint`` events."""
     return max((int(e["checkpoint_step"]) for e in events if e["kind"] == "checkpoint"), default=None)
@@ -73,6 +79,7 @@ def run_head(contract: PodContract) -> int:
         checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
         checkpoint_keep=checkpoint.keep if checkpoint else 3,
         async_checkpoint=checkpoint.async_save if checkpoint else True,
+        export_dir=checkpoint_path(contract.export.location) if contract.export else None,
         lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
         start_groups=contract.min_workers,
     )
@@ -136,6 +143,10 @@ def run_head(contract: PodContract) -> int:
             )  # fmt: skip
         # The last saves are marked by the final flush and the final checkpoint, after the last step.
         board.update(last_checkpoint_step=newest_checkpoint(result.events))
+        exported = newest_export(result.events)
+        if exported is not None:
+            board.update(export_path=exported[0], export_step=exported[1])
+            log.info("model exported at step %d: %s", exported[1], exported[0])
         if result.step >= cfg.steps:
             board.update(state=TrainerState.FINISHED, step=result.step)
             code = 0
