@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.textdata import corpus_documents, train_tokenizer
 
 from elastrain_dev.cluster import REPO_ROOT, LocalCluster
 from elastrain_dev.demo import run
-from tests.textdata import corpus_documents, train_tokenizer
 
 EXAMPLE = REPO_ROOT / "examples" / "finetune-llama.yaml"
 
