@@ -14,6 +14,7 @@ import yaml
 
 from elastrain_dev.cluster import build_binaries
 from elastrain_operator.api.generated import CRD_PATH, HELM_KEEP_ANNOTATION, render_generated_files
+from elastrain_operator.builders.network import build_network_policy
 from elastrain_operator.settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -291,3 +292,15 @@ def test_operator_settings_reach_the_environment() -> None:
 )
 def test_bad_values_are_refused(values: dict[str, Any], message: str) -> None:
     assert message in refusal(**values)
+
+
+@pytest.mark.parametrize(
+    "values", [{}, {"nameOverride": "trainer-ops"}, {"fullnameOverride": "ops"}], ids=["defaults", "name", "fullname"]
+)
+def test_every_jobs_network_policy_admits_the_charts_operator_pods(values: dict[str, Any]) -> None:
+    """The per-job policy selects the operator by fixed labels, which no name override changes."""
+    pods = next(o for (kind, _, _), o in render(**values).items() if kind == "Deployment")["spec"]["template"]
+    policy = build_network_policy(job="j", namespace="ml", uid="u")
+    (from_operator,) = [rule for rule in policy["spec"]["ingress"] if "ports" in rule]
+    (peer,) = from_operator["from"]
+    assert peer["podSelector"]["matchLabels"].items() <= pods["metadata"]["labels"].items()
