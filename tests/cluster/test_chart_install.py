@@ -283,6 +283,8 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
             # NOTES.txt tells the user what comes next.
             assert "handles TrainingJobs in every namespace" in notes, notes
             assert "kubectl apply -f examples/cpu-tiny.yaml" in notes and "keeps the CRD and every TrainingJob" in notes
+            # The uninstall NOTES.txt prints is the one this test ends with (without --namespace it fails).
+            assert RUN[-1] in notes, notes
             run(RUN[1])
             with chart_operator(
                 cluster, namespace="elastrain-system", release="elastrain", log=tmp_path / "op.log"
