@@ -35,10 +35,17 @@ class OperatorSettings:
         default=8081, metadata=_env("ELASTRAIN_LIVENESS_PORT", "port of kopf's /healthz endpoint; 0 disables it")
     )
     resync_seconds: float = field(
-        default=2.0, metadata=_env("ELASTRAIN_RESYNC_SECONDS", "longest pause between two reconciles of one job")
+        default=2.0,
+        metadata=_env(
+            "ELASTRAIN_RESYNC_SECONDS",
+            "longest pause between two reconciles of one job (seconds, positive); pod and job events wake it earlier",
+        ),
     )
     leader_election: bool = field(
-        default=True, metadata=_env("ELASTRAIN_LEADER_ELECTION", "take a Lease before handling jobs (true/false)")
+        default=True,
+        metadata=_env(
+            "ELASTRAIN_LEADER_ELECTION", "take a Lease before handling jobs (true/false, 1/0, yes/no, on/off)"
+        ),
     )
     lease_name: str = field(default="elastrain-operator", metadata=_env("ELASTRAIN_LEASE_NAME", "name of that Lease"))
     lease_namespace: str = field(
