@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from elastrain_dev.audit import read_requests
 from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.processes import free_port
@@ -227,22 +228,29 @@ RUN = [
     "kubectl delete tj cpu-tiny",
     "helm uninstall elastrain --namespace elastrain-system",
 ]
-#: Commands of docs/quickstart.md that cannot run here, and why (the page says so too).
-NOT_RUN = {
-    "kubectl get tj cpu-tiny -w": "watches forever",
-    "kubectl delete crd trainingjobs.elastrain.dev": "the test session shares the CRD",
-}
+#: Commands of docs/quickstart.md that cannot run here (the page marks their blocks `not run: why`).
+NOT_RUN = ["kubectl get tj cpu-tiny -w", "kubectl delete crd trainingjobs.elastrain.dev"]
+#: The marker of the page's blocks this test runs (tests/unit/test_docs_commands.py checks every block has one).
+RUN_MARKER = "<!-- run: tests/cluster/test_chart_install.py::test_quickstart -->"
+
+
+def quickstart_blocks() -> list[tuple[str, list[str]]]:
+    """(marker line above the block, its command lines) for every shell block of the quickstart."""
+    found = re.findall(
+        r"^(<!--[^\n]*-->)?\n?```sh\n(.*?)```", QUICKSTART.read_text(encoding="utf-8"), flags=re.S | re.M
+    )
+    return [(marker, [line.strip() for line in body.splitlines() if line.strip()]) for marker, body in found]
 
 
 def quickstart_commands() -> list[str]:
-    """Every helm/kubectl line in the quickstart's shell blocks."""
-    blocks = re.findall(r"```sh\n(.*?)```", QUICKSTART.read_text(encoding="utf-8"), flags=re.S)
-    return [
-        line.strip()
-        for block in blocks
-        for line in block.splitlines()
-        if line.strip().startswith(("helm ", "kubectl "))
-    ]
+    """Every command in the quickstart's shell blocks, in the page's order."""
+    return [command for _, commands in quickstart_blocks() for command in commands]
+
+
+def notes_commands(notes: str) -> list[str]:
+    """The commands NOTES.txt prints, with its placeholders filled in as the quickstart fills them."""
+    lines = [line.strip() for line in notes.splitlines() if line.startswith("     ")]
+    return [line.replace("NAME", "cpu-tiny").replace("=N", "=3") for line in lines]
 
 
 def test_quickstart_lists_only_commands_the_test_runs_or_sets_aside() -> None:
@@ -250,6 +258,11 @@ def test_quickstart_lists_only_commands_the_test_runs_or_sets_aside() -> None:
     assert commands, "no commands found in docs/quickstart.md"
     assert sorted(commands) == sorted([*RUN, *NOT_RUN])
     assert [c for c in commands if c in RUN] == RUN, "the test must run the commands in the page's order"
+    # The page's markers agree: the blocks marked as run by this test hold exactly RUN, the others NOT_RUN.
+    marked_run = [c for marker, block in quickstart_blocks() if marker == RUN_MARKER for c in block]
+    assert marked_run == RUN
+    marked_aside = [c for marker, block in quickstart_blocks() if marker.startswith("<!-- not run: ") for c in block]
+    assert marked_aside == NOT_RUN
 
 
 def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path) -> None:
@@ -283,8 +296,11 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
             # NOTES.txt tells the user what comes next.
             assert "handles TrainingJobs in every namespace" in notes, notes
             assert "kubectl apply -f examples/cpu-tiny.yaml" in notes and "keeps the CRD and every TrainingJob" in notes
-            # The uninstall NOTES.txt prints is the one this test ends with (without --namespace it fails).
-            assert RUN[-1] in notes, notes
+            # Every command NOTES.txt prints is one this test runs, in the same order (so the uninstall it
+            # prints has its --namespace, without which it fails).
+            printed = notes_commands(notes)
+            assert printed and printed == [c for c in RUN if c in printed], printed
+            assert RUN[-1] == printed[-1], printed
             run(RUN[1])
             with chart_operator(
                 cluster, namespace="elastrain-system", release="elastrain", log=tmp_path / "op.log"
@@ -398,3 +414,54 @@ def test_cluster_wide_rbac_refuses_what_the_operator_never_does(cluster: LocalCl
                 assert not can_i(cluster, account, *refused), refused
         finally:
             helm(cluster, "uninstall", "wide", "-n", release_ns)
+
+
+# -- the chart's roles against what the operator really asks (the API server's audit log) ----------------
+
+
+def chart_grants(manifest: str) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every rule of the release's ClusterRole and Roles (names ignored)."""
+    return {
+        (group, resource, verb)
+        for obj in yaml.safe_load_all(manifest)
+        if obj and obj["kind"] in ("ClusterRole", "Role")
+        for rule in obj["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_charts_roles_grant_exactly_what_the_operator_uses(
+    cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path
+) -> None:
+    """A job's whole life under the chart's ServiceAccount: every request the API server logged for it was
+    granted (no 403), and every permission the chart grants was used (so none can be dropped)."""
+    with fresh_namespace(cluster, "audit") as release_ns, fresh_namespace(cluster, "audit-jobs") as jobs_ns:
+        release = "audited"
+        helm(cluster, "install", release, str(CHART), "-n", release_ns, "--set", "crds.enabled=false")
+        try:
+            granted = chart_grants(helm(cluster, "get", "manifest", release, "-n", release_ns))
+            account = f"system:serviceaccount:{release_ns}:{release}-elastrain"
+            base = yaml.safe_load((REPO_ROOT / "examples/cpu-tiny.yaml").read_text())
+            job = JobDriver(cluster, jobs_ns, base=base, name="audited")
+            with chart_operator(cluster, namespace=release_ns, release=f"{release}-elastrain", log=tmp_path / "op.log"):
+                job.create(runPolicy={"ttlSecondsAfterFinished": 0})
+                job.wait_phase("Running", timeout=90)
+                job.kubectl("scale", "tj", job.name, "--replicas=3")
+                until(lambda: job.status().get("workers", {}).get("ready") == 3, what="3 ready workers", timeout=60)
+                for suspend, phase in ((True, "Suspended"), (False, "Running")):
+                    patch = json.dumps({"spec": {"runPolicy": {"suspend": suspend}}})
+                    job.kubectl("patch", "tj", job.name, "--type", "merge", "-p", patch)
+                    job.wait_phase(phase, timeout=90)
+                job.finish_pod(job.live_name("head"), 0)  # the driver completes: Succeeded, then the TTL of 0
+                until(lambda: job.get() is None, what="the finished job deleted by its TTL", timeout=60)
+            requests = list(read_requests(cluster.audit_log, user=account))
+        finally:
+            helm(cluster, "uninstall", release, "-n", release_ns, "--wait")
+    assert requests, f"no request of {account} in {cluster.audit_log}"
+    refused = sorted({(r.verb, r.group, r.resource, r.code) for r in requests if r.code in (401, 403)})
+    assert not refused, f"the operator asked for what the chart does not grant: {refused}"
+    used = {(r.group, r.resource, r.verb) for r in requests}
+    assert used - granted == set(), "used but not granted"
+    assert granted - used == set(), "granted but never used: drop it from the chart's roles (and docs)"
