@@ -145,6 +145,11 @@ def lease_holder(cluster: LocalCluster, namespace: str, name: str = "elastrain-o
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+def phase_events(job: JobDriver) -> list[dict[str, Any]]:
+    """The job's phase-change Events ("OLD -> NEW: why")."""
+    return [e for e in job.events() if " -> " in e["message"]]
+
+
 def generated_crd() -> dict[str, Any]:
     crd: dict[str, Any] = yaml.safe_load(render_generated_files()[CRD_PATH])
     return crd
@@ -311,7 +316,10 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
                 assert until(lambda: _healthz(port), what="/healthz", timeout=30) == 200
                 run("kubectl apply -f examples/cpu-tiny.yaml")
                 job.wait_phase("Running", timeout=90)
-                assert "Running" in run("kubectl get tj cpu-tiny")
+                table = run("kubectl get tj cpu-tiny")
+                # The columns and the phase the page says `kubectl get tj` shows.
+                assert table.splitlines()[0].split() == ["NAME", "PHASE", "READY", "DESIRED", "STEP", "LOSS", "AGE"]
+                assert table.splitlines()[1].split()[1] == "Running", table
                 assert "WorkersReady" in run("kubectl describe tj cpu-tiny")
                 pods = run("kubectl get pods -l elastrain.dev/job=cpu-tiny")
                 assert {"cpu-tiny-head", "cpu-tiny-worker-0", "cpu-tiny-worker-1"} <= set(
@@ -321,12 +329,17 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
 
                 run("kubectl scale tj cpu-tiny --replicas=3")
                 until(lambda: job.status().get("workers", {}).get("ready") == 3, what="3 ready workers", timeout=60)
-                job.wait_phase("Running")
+                status = job.wait_phase("Running")
+                # cpu-tiny is elastic, as the page says: it grew while training, never back to Pending.
+                assert (status["resizes"][-1]["to"], status["resizes"][-1]["reason"]) == (3, "ScaledUp"), status
+                entered = [e["message"].split(" -> ")[1].split(":")[0] for e in phase_events(job)]
+                assert entered.count("Pending") == 1, entered  # only when the job was new
                 run(RUN[8])
                 job.wait_phase("Suspended")
                 until(lambda: not job.live_pods(), what="no pods while suspended")
                 run(RUN[9])
                 job.wait_phase("Running", timeout=90)
+                assert {"JobSuspended", "JobResumed"} <= {e["reason"] for e in job.events()}
                 assert_pods_admitted(cluster, jobs_ns)
                 run("kubectl delete tj cpu-tiny")
                 assert job.get() is None
