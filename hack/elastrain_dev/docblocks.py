@@ -37,7 +37,7 @@ PERMISSION_USES: dict[tuple[str, str], str] = {
     ("", "events"): "the job's story in `kubectl describe tj`",
     ("", "nodes"): "node-loss detection",
     ("apiextensions.k8s.io", "customresourcedefinitions"): "kopf notices the CRD being upgraded",
-    ("", "namespaces"): "only with `rbac.namespaced`: kopf follows the watched namespaces",
+    ("", "namespaces"): "kopf follows the watched namespaces",
     ("coordination.k8s.io", "leases"): "leader election",
 }
 
@@ -101,9 +101,15 @@ def chart_grants(objects: Iterable[dict[str, Any]]) -> set[Grant]:
 
 
 def render_permissions_table(objects: Iterable[dict[str, Any]], namespaced: Iterable[dict[str, Any]]) -> str:
-    """The permissions table: the default render's roles, plus what only ``rbac.namespaced`` adds."""
+    """The permissions table: the default render's roles, plus what only ``rbac.namespaced`` adds.
+
+    ``namespaced`` is the render with ``rbac.namespaced`` (and watched namespaces): what it leaves in the
+    ClusterRole is cluster-scoped, the rest moves to a Role per watched namespace.
+    """
     default = chart_grants(objects)
+    namespaced = list(namespaced)
     extra = {g for g in chart_grants(namespaced) if g[0] == "cluster"} - default
+    stays_cluster_wide = {(g[1], g[2]) for g in chart_grants(namespaced) if g[0] == "cluster"}
     rows: dict[tuple[str, str, str], list[str]] = {}
     order: list[tuple[str, str, str]] = []
     for scope, group, resource, verb in sorted(default | extra, key=_grant_order):
@@ -114,7 +120,8 @@ def render_permissions_table(objects: Iterable[dict[str, Any]], namespaced: Iter
         rows[key].append(verb)
     lines = ["| resource | verbs | where | used by |", "| --- | --- | --- | --- |"]
     where = {
-        "cluster": "ClusterRole",
+        "cluster": "ClusterRole; with `rbac.namespaced`, a Role in each watched namespace",
+        "cluster-scoped": "ClusterRole",
         "release": "Role in the release namespace",
         "namespaced-only": "ClusterRole, only with `rbac.namespaced`",
     }
@@ -126,8 +133,10 @@ def render_permissions_table(objects: Iterable[dict[str, Any]], namespaced: Iter
                 f"the chart grants {resource} ({group or 'core'}) but docblocks.PERMISSION_USES does not say why; "
                 "add an entry or drop the rule"
             ) from None
-        name = f"`{resource}.{group}`" if group and "." in group else f"`{resource}`"
-        lines.append(f"| {name} | {', '.join(rows[(scope, group, resource)])} | {where[scope]} | {use} |")
+        base, _, sub = resource.partition("/")
+        name = f"`{base}.{group}{'/' + sub if sub else ''}`" if group else f"`{resource}`"
+        shown = "cluster-scoped" if scope == "cluster" and (group, resource) in stays_cluster_wide else scope
+        lines.append(f"| {name} | {', '.join(rows[(scope, group, resource)])} | {where[shown]} | {use} |")
     return "\n".join(lines) + "\n"
 
 
