@@ -26,8 +26,8 @@ from elastrain_operator.settings import setting_variables
 CHART = REPO_ROOT / "helm" / "elastrain"
 #: (apiGroup, resource) -> why the operator needs it; a rendered rule without an entry fails the generator.
 PERMISSION_USES: dict[tuple[str, str], str] = {
-    ("elastrain.dev", "trainingjobs"): "kopf watches and annotates jobs (`elastrain.dev/` annotations); TTL deletes "
-    "finished jobs",
+    ("elastrain.dev", "trainingjobs"): "kopf watches jobs (event handlers only: it writes nothing to a job); each "
+    "reconcile reads its job; TTL deletes finished jobs",
     ("elastrain.dev", "trainingjobs/status"): "the one status write per reconcile",
     ("", "pods"): "a job's head and workers",
     ("", "services"): "a job's headless head Service",

@@ -87,7 +87,7 @@ def grants(rule_list: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 NAMESPACED_GRANTS = {
-    ("elastrain.dev", "trainingjobs", verb) for verb in ("get", "list", "watch", "patch", "delete")
+    ("elastrain.dev", "trainingjobs", verb) for verb in ("get", "list", "watch", "delete")
 } | {
     ("elastrain.dev", "trainingjobs/status", "patch"),
     *(("", "pods", verb) for verb in ("list", "watch", "create", "delete")),
@@ -98,7 +98,7 @@ NAMESPACED_GRANTS = {
     ("networking.k8s.io", "networkpolicies", "create"),
     ("", "events", "create"),
 }
-CLUSTER_READS = {("", "nodes", v) for v in ("get", "list", "watch")} | {
+CLUSTER_READS = {("", "nodes", "list")} | {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
 }
 
