@@ -137,3 +137,14 @@ def test_the_checker_notices_a_missing_file(tmp_path: Path) -> None:
     names = named_paths(page)
     assert names == ["DESIGN.md", "builders/pods.py", "tests/unit/nothing.py"]
     assert [n for n in names if resolve(n, page) is None] == ["DESIGN.md", "tests/unit/nothing.py"]
+
+
+def test_every_page_quotes_the_same_cold_build_time() -> None:
+    """README's measured table is the one source; other pages quote its range, never a figure of their own."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| control plane cold build")]
+    (quoted,) = re.findall(r"\b(\d+ to \d+ min)", row)
+    for page in PAGES:
+        for sentence in re.split(r"(?<=[.;])\s", prose(page).replace("\n", " ")):
+            if "cold" in sentence and "build" in sentence and re.search(r"\d+(\.\d+)? min", sentence):
+                assert quoted in sentence, f"{page.name}: {sentence!r} does not quote README's {quoted!r}"
