@@ -15,10 +15,6 @@ import socket
 import sys
 import threading
 
-import kopf
-
-from elastrain_operator.kube.client import KubeApi, load_kube_config
-from elastrain_operator.kube.lease import LeaderLease
 from elastrain_operator.settings import SettingsError, load_settings, setting_variables
 
 
@@ -75,6 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as err:
         print(f"elastrain-operator: {err}", file=sys.stderr)
         sys.exit(2)
+    # Imported only now: --help, --version and a bad setting answer without loading kopf or the client.
+    import kopf
+
+    from elastrain_operator.kube.client import KubeApi, load_kube_config
+    from elastrain_operator.kube.lease import LeaderLease
+
     load_kube_config()
     if settings.leader_election:
         lease = LeaderLease(
