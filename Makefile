@@ -56,11 +56,12 @@ lint: venv  ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: venv  ## regenerate the CRD, the chart's CRD template, docs/api-reference.md and the chart README
+crds: venv controlplane  ## regenerate the CRD, the chart's CRD template, the API reference, the chart README and the docs' tables
 	$(PY) hack/gen_crds.py
 	$(PY) hack/gen_chart_readme.py
+	$(PY) hack/gen_docs.py
 
-bench: venv controlplane  ## run benchmarks/$(BENCH).py (table + JSON in benchmarks/results/)
+bench: venv controlplane  ## run benchmarks/NAME.py with BENCH=NAME (default cluster_startup): a table, JSON in benchmarks/results/
 	$(PY) benchmarks/$(BENCH).py $(ARGS)
 
 clean:  ## remove this clone's build stamps (the shared venv and binaries stay cached)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from elastrain_dev import nodes
-from elastrain_dev.cluster import ClusterError, LocalCluster, default_cluster
+from elastrain_dev.cluster import ClusterError, KubectlError, LocalCluster, default_cluster
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,9 +79,23 @@ def run(argv: list[str], cluster: LocalCluster) -> int:
     return 0
 
 
+def one_line(err: Exception) -> str:
+    """What went wrong, in one line: kubectl's own last word for a failed kubectl, else the error's first line."""
+    if isinstance(err, KubectlError):
+        said = [line.strip() for line in (err.stderr or "").splitlines() if line.strip()]
+        return said[-1] if said else f"kubectl exited with {err.returncode}"
+    if isinstance(err, subprocess.TimeoutExpired):
+        return f"{err.cmd[0] if isinstance(err.cmd, list) else err.cmd} did not answer within {err.timeout:.0f} s"
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def main() -> None:
     try:
         sys.exit(run(sys.argv[1:], default_cluster()))
-    except ClusterError as err:
-        print(f"elastrain-dev: {err}", file=sys.stderr)
+    except (ClusterError, KubectlError, subprocess.TimeoutExpired, OSError) as err:
+        command = sys.argv[1] if len(sys.argv) > 1 else ""
+        print(f"elastrain-dev {command}: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

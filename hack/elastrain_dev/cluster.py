@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from elastrain_dev import processes
+from elastrain_dev.audit import audit_args
 from elastrain_dev.certs import CertPair, ClusterCerts, generate_certs
 from elastrain_dev.kubeconfig import write_kubeconfig
 
@@ -100,6 +101,8 @@ class LocalCluster:
         self.pki_dir = state_dir / "pki"
         self.log_dir = state_dir / "logs"
         self.kubeconfig = state_dir / "kubeconfig"
+        self.audit_log = self.log_dir / "audit.log"
+        """What service accounts asked the API server (``elastrain_dev.audit``)."""
         self._state_file = state_dir / "state.json"
 
     # -- state ---------------------------------------------------------------------------------
@@ -339,6 +342,7 @@ class LocalCluster:
             "--allow-privileged=true",
             f"--default-not-ready-toleration-seconds={t.toleration_seconds}",
             f"--default-unreachable-toleration-seconds={t.toleration_seconds}",
+            *audit_args(self.state_dir / "audit-policy.yaml", self.audit_log),
             "--v=1",
         ]
 

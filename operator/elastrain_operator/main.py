@@ -6,18 +6,41 @@ environment (``elastrain_operator.settings``, documented in docs/operator.md).
 
 from __future__ import annotations
 
+import argparse
 import http.server
+import importlib.metadata
 import logging
 import os
 import socket
 import sys
 import threading
 
-import kopf
+from elastrain_operator.settings import SettingsError, load_settings, setting_variables
 
-from elastrain_operator.kube.client import KubeApi, load_kube_config
-from elastrain_operator.kube.lease import LeaderLease
-from elastrain_operator.settings import SettingsError, load_settings
+
+def _settings_help() -> str:
+    lines = ["settings (environment variables; a bad value stops the operator with exit code 2):"]
+    lines += [f"  {name:<27} default {default:<20} {meaning}" for name, default, meaning in setting_variables()]
+    return "\n".join(lines)
+
+
+def version() -> str:
+    """The installed elastrain version."""
+    try:
+        return importlib.metadata.version("elastrain")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="elastrain-operator",
+        description="elastrain's Kubernetes operator: takes the leader Lease, then reconciles TrainingJobs. "
+        "Out of a cluster it uses $KUBECONFIG; in a pod, its service account. Settings come from the "
+        "environment only (docs/operator.md#settings).",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 class _Healthy(http.server.BaseHTTPRequestHandler):
@@ -38,13 +61,22 @@ def _standby_health(port: int) -> http.server.ThreadingHTTPServer | None:
     return server
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    parser.add_argument("--version", action="version", version=f"elastrain-operator {version()}")
+    parser.parse_args(sys.argv[1:] if argv is None else argv)  # --help and --version exit here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except SettingsError as err:
         print(f"elastrain-operator: {err}", file=sys.stderr)
         sys.exit(2)
+    # Imported only now: --help, --version and a bad setting answer without loading kopf or the client.
+    import kopf
+
+    from elastrain_operator.kube.client import KubeApi, load_kube_config
+    from elastrain_operator.kube.lease import LeaderLease
+
     load_kube_config()
     if settings.leader_election:
         lease = LeaderLease(

@@ -7,47 +7,97 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 
 class SettingsError(ValueError):
     """An environment variable has a value the operator cannot use; the message names it and the fix."""
 
 
+def _env(variable: str, meaning: str) -> dict[str, str]:
+    """A setting's field metadata: the environment variable it is read from and what it does."""
+    return {"env": variable, "help": meaning}
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     """What an operator deployment can tune."""
 
-    namespaces: tuple[str, ...] = ()
-    """Namespaces to watch (ELASTRAIN_NAMESPACES, comma-separated); empty: all namespaces."""
-    metrics_port: int = 8080
-    """Port of the Prometheus /metrics endpoint (ELASTRAIN_METRICS_PORT); 0 disables it."""
-    liveness_port: int = 8081
-    """Port of kopf's /healthz liveness endpoint (ELASTRAIN_LIVENESS_PORT); 0 disables it."""
-    resync_seconds: float = 2.0
-    """Longest pause between two reconciles of one job (ELASTRAIN_RESYNC_SECONDS)."""
-    leader_election: bool = True
-    """Take a coordination.k8s.io Lease before handling jobs, so replicas stand by (ELASTRAIN_LEADER_ELECTION)."""
-    lease_name: str = "elastrain-operator"
-    """Name of that Lease (ELASTRAIN_LEASE_NAME)."""
-    lease_namespace: str = "default"
-    """Namespace of that Lease (ELASTRAIN_LEASE_NAMESPACE; in a cluster, the operator's own namespace)."""
-    lease_seconds: int = 15
-    """Lease duration; a standby takes over this long after the leader stops renewing (ELASTRAIN_LEASE_SECONDS)."""
+    namespaces: tuple[str, ...] = field(
+        default=(), metadata=_env("ELASTRAIN_NAMESPACES", "comma-separated namespaces to watch; empty: all")
+    )
+    metrics_port: int = field(
+        default=8080, metadata=_env("ELASTRAIN_METRICS_PORT", "port of the Prometheus /metrics endpoint; 0 disables it")
+    )
+    liveness_port: int = field(
+        default=8081, metadata=_env("ELASTRAIN_LIVENESS_PORT", "port of kopf's /healthz endpoint; 0 disables it")
+    )
+    resync_seconds: float = field(
+        default=2.0,
+        metadata=_env(
+            "ELASTRAIN_RESYNC_SECONDS",
+            "longest pause between two reconciles of one job (seconds, positive); pod and job events wake it earlier",
+        ),
+    )
+    leader_election: bool = field(
+        default=True,
+        metadata=_env(
+            "ELASTRAIN_LEADER_ELECTION", "take a Lease before handling jobs (true/false, 1/0, yes/no, on/off)"
+        ),
+    )
+    lease_name: str = field(default="elastrain-operator", metadata=_env("ELASTRAIN_LEASE_NAME", "name of that Lease"))
+    lease_namespace: str = field(
+        default="default", metadata=_env("ELASTRAIN_LEASE_NAMESPACE", "its namespace (in a cluster: the operator's)")
+    )
+    lease_seconds: int = field(
+        default=15, metadata=_env("ELASTRAIN_LEASE_SECONDS", "lease duration (>= 2); a standby takes over after it")
+    )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def setting_variables() -> list[tuple[str, str, str]]:
+    """(environment variable, default, meaning) of every setting, in order: for --help and the docs."""
+    rows = []
+    for f in fields(OperatorSettings):
+        default = ",".join(f.default) or "(all)" if isinstance(f.default, tuple) else str(f.default).lower()
+        rows.append((f.metadata["env"], default, f.metadata["help"]))
+    return rows
+
+
+#: A DNS-1123 label: what a namespace name must be.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: A DNS-1123 subdomain: what a Lease name must be.
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_MAX_PORT = 65535
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
     raw = env.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
+    wanted = f"a whole number from {minimum} to {maximum}" if maximum is not None else f"a whole number >= {minimum}"
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer; set it to a whole number >= {minimum}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value} is below {minimum}; set it to a whole number >= {minimum}")
+        raise SettingsError(f"{name}={raw!r} is not an integer; set it to {wanted}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise SettingsError(f"{name}={value} is out of range; set it to {wanted}")
     return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    """A TCP port, or 0 for "disabled"."""
+    return _int(env, name, default, minimum=0, maximum=_MAX_PORT)
+
+
+def _name(env: Mapping[str, str], name: str, default: str, *, pattern: re.Pattern[str], what: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    if not pattern.match(raw):
+        raise SettingsError(f"{name}={raw!r} is not a valid {what}; use lower-case letters, digits and '-'")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -65,6 +115,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> OperatorSettings:
     """Settings from ``env`` (default: the process environment); raises SettingsError on a bad value."""
     env = os.environ if env is None else env
     namespaces = tuple(ns.strip() for ns in env.get("ELASTRAIN_NAMESPACES", "").split(",") if ns.strip())
+    for ns in namespaces:
+        if not _DNS_LABEL.match(ns):
+            raise SettingsError(
+                f"ELASTRAIN_NAMESPACES names {ns!r}, which is not a namespace name; "
+                "list namespaces separated by commas, e.g. team-a,team-b"
+            )
     resync_raw = env.get("ELASTRAIN_RESYNC_SECONDS", "")
     try:
         resync = float(resync_raw) if resync_raw else OperatorSettings.resync_seconds
@@ -72,13 +128,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> OperatorSettings:
         raise SettingsError(f"ELASTRAIN_RESYNC_SECONDS={resync_raw!r} is not a number; set e.g. 2") from None
     if not 0 < resync < math.inf:  # also refuses nan (a busy loop) and inf (Event.wait overflows)
         raise SettingsError(f"ELASTRAIN_RESYNC_SECONDS={resync_raw} must be a positive finite number; set e.g. 2")
+    metrics_port = _port(env, "ELASTRAIN_METRICS_PORT", OperatorSettings.metrics_port)
+    liveness_port = _port(env, "ELASTRAIN_LIVENESS_PORT", OperatorSettings.liveness_port)
+    if metrics_port and metrics_port == liveness_port:
+        raise SettingsError(
+            f"ELASTRAIN_METRICS_PORT and ELASTRAIN_LIVENESS_PORT are both {metrics_port}; "
+            "give them different ports (or 0 to disable one)"
+        )
     return OperatorSettings(
         namespaces=namespaces,
-        metrics_port=_int(env, "ELASTRAIN_METRICS_PORT", OperatorSettings.metrics_port, minimum=0),
-        liveness_port=_int(env, "ELASTRAIN_LIVENESS_PORT", OperatorSettings.liveness_port, minimum=0),
+        metrics_port=metrics_port,
+        liveness_port=liveness_port,
         resync_seconds=resync,
         leader_election=_bool(env, "ELASTRAIN_LEADER_ELECTION", OperatorSettings.leader_election),
-        lease_name=env.get("ELASTRAIN_LEASE_NAME") or OperatorSettings.lease_name,
-        lease_namespace=env.get("ELASTRAIN_LEASE_NAMESPACE") or OperatorSettings.lease_namespace,
+        lease_name=_name(
+            env, "ELASTRAIN_LEASE_NAME", OperatorSettings.lease_name, pattern=_DNS_SUBDOMAIN, what="Lease name"
+        ),
+        lease_namespace=_name(
+            env,
+            "ELASTRAIN_LEASE_NAMESPACE",
+            OperatorSettings.lease_namespace,
+            pattern=_DNS_LABEL,
+            what="namespace name",
+        ),
         lease_seconds=_int(env, "ELASTRAIN_LEASE_SECONDS", OperatorSettings.lease_seconds, minimum=2),
     )

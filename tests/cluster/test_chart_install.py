@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from elastrain_dev.audit import read_requests
 from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.processes import free_port
@@ -144,6 +145,17 @@ def lease_holder(cluster: LocalCluster, namespace: str, name: str = "elastrain-o
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+def phase_events(job: JobDriver) -> list[dict[str, Any]]:
+    """The job's phase-change Events ("OLD -> NEW: why")."""
+    return [e for e in job.events() if " -> " in e["message"]]
+
+
+def lease_renewed(cluster: LocalCluster, namespace: str, name: str = "elastrain-operator") -> str:
+    """The leader Lease's renewTime ("" while there is none)."""
+    proc = cluster.kubectl("get", "lease", name, "-n", namespace, "-o", "jsonpath={.spec.renewTime}", check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def generated_crd() -> dict[str, Any]:
     crd: dict[str, Any] = yaml.safe_load(render_generated_files()[CRD_PATH])
     return crd
@@ -227,22 +239,29 @@ RUN = [
     "kubectl delete tj cpu-tiny",
     "helm uninstall elastrain --namespace elastrain-system",
 ]
-#: Commands of docs/quickstart.md that cannot run here, and why (the page says so too).
-NOT_RUN = {
-    "kubectl get tj cpu-tiny -w": "watches forever",
-    "kubectl delete crd trainingjobs.elastrain.dev": "the test session shares the CRD",
-}
+#: Commands of docs/quickstart.md that cannot run here (the page marks their blocks `not run: why`).
+NOT_RUN = ["kubectl get tj cpu-tiny -w", "kubectl delete crd trainingjobs.elastrain.dev"]
+#: The marker of the page's blocks this test runs (tests/unit/test_docs_commands.py checks every block has one).
+RUN_MARKER = "<!-- run: tests/cluster/test_chart_install.py::test_quickstart -->"
+
+
+def quickstart_blocks() -> list[tuple[str, list[str]]]:
+    """(marker line above the block, its command lines) for every shell block of the quickstart."""
+    found = re.findall(
+        r"^(<!--[^\n]*-->)?\n?```sh\n(.*?)```", QUICKSTART.read_text(encoding="utf-8"), flags=re.S | re.M
+    )
+    return [(marker, [line.strip() for line in body.splitlines() if line.strip()]) for marker, body in found]
 
 
 def quickstart_commands() -> list[str]:
-    """Every helm/kubectl line in the quickstart's shell blocks."""
-    blocks = re.findall(r"```sh\n(.*?)```", QUICKSTART.read_text(encoding="utf-8"), flags=re.S)
-    return [
-        line.strip()
-        for block in blocks
-        for line in block.splitlines()
-        if line.strip().startswith(("helm ", "kubectl "))
-    ]
+    """Every command in the quickstart's shell blocks, in the page's order."""
+    return [command for _, commands in quickstart_blocks() for command in commands]
+
+
+def notes_commands(notes: str) -> list[str]:
+    """The commands NOTES.txt prints, with its placeholders filled in as the quickstart fills them."""
+    lines = [line.strip() for line in notes.splitlines() if line.startswith("     ")]
+    return [line.replace("NAME", "cpu-tiny").replace("=N", "=3") for line in lines]
 
 
 def test_quickstart_lists_only_commands_the_test_runs_or_sets_aside() -> None:
@@ -250,6 +269,11 @@ def test_quickstart_lists_only_commands_the_test_runs_or_sets_aside() -> None:
     assert commands, "no commands found in docs/quickstart.md"
     assert sorted(commands) == sorted([*RUN, *NOT_RUN])
     assert [c for c in commands if c in RUN] == RUN, "the test must run the commands in the page's order"
+    # The page's markers agree: the blocks marked as run by this test hold exactly RUN, the others NOT_RUN.
+    marked_run = [c for marker, block in quickstart_blocks() if marker == RUN_MARKER for c in block]
+    assert marked_run == RUN
+    marked_aside = [c for marker, block in quickstart_blocks() if marker.startswith("<!-- not run: ") for c in block]
+    assert marked_aside == NOT_RUN
 
 
 def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path) -> None:
@@ -283,6 +307,11 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
             # NOTES.txt tells the user what comes next.
             assert "handles TrainingJobs in every namespace" in notes, notes
             assert "kubectl apply -f examples/cpu-tiny.yaml" in notes and "keeps the CRD and every TrainingJob" in notes
+            # Every command NOTES.txt prints is one this test runs, in the same order (so the uninstall it
+            # prints has its --namespace, without which it fails).
+            printed = notes_commands(notes)
+            assert printed and printed == [c for c in RUN if c in printed], printed
+            assert RUN[-1] == printed[-1], printed
             run(RUN[1])
             with chart_operator(
                 cluster, namespace="elastrain-system", release="elastrain", log=tmp_path / "op.log"
@@ -293,7 +322,10 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
                 assert until(lambda: _healthz(port), what="/healthz", timeout=30) == 200
                 run("kubectl apply -f examples/cpu-tiny.yaml")
                 job.wait_phase("Running", timeout=90)
-                assert "Running" in run("kubectl get tj cpu-tiny")
+                table = run("kubectl get tj cpu-tiny")
+                # The columns and the phase the page says `kubectl get tj` shows.
+                assert table.splitlines()[0].split() == ["NAME", "PHASE", "READY", "DESIRED", "STEP", "LOSS", "AGE"]
+                assert table.splitlines()[1].split()[1] == "Running", table
                 assert "WorkersReady" in run("kubectl describe tj cpu-tiny")
                 pods = run("kubectl get pods -l elastrain.dev/job=cpu-tiny")
                 assert {"cpu-tiny-head", "cpu-tiny-worker-0", "cpu-tiny-worker-1"} <= set(
@@ -303,12 +335,17 @@ def test_quickstart(cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path)
 
                 run("kubectl scale tj cpu-tiny --replicas=3")
                 until(lambda: job.status().get("workers", {}).get("ready") == 3, what="3 ready workers", timeout=60)
-                job.wait_phase("Running")
+                status = job.wait_phase("Running")
+                # cpu-tiny is elastic, as the page says: it grew while training, never back to Pending.
+                assert (status["resizes"][-1]["to"], status["resizes"][-1]["reason"]) == (3, "ScaledUp"), status
+                entered = [e["message"].split(" -> ")[1].split(":")[0] for e in phase_events(job)]
+                assert entered.count("Pending") == 1, entered  # only when the job was new
                 run(RUN[8])
                 job.wait_phase("Suspended")
                 until(lambda: not job.live_pods(), what="no pods while suspended")
                 run(RUN[9])
                 job.wait_phase("Running", timeout=90)
+                assert {"JobSuspended", "JobResumed"} <= {e["reason"] for e in job.events()}
                 assert_pods_admitted(cluster, jobs_ns)
                 run("kubectl delete tj cpu-tiny")
                 assert job.get() is None
@@ -359,7 +396,8 @@ def test_namespaced_rbac_is_enough_and_no_more(cluster: LocalCluster, trainingjo
             helm(cluster, "uninstall", release, "-n", release_ns, "--wait")
 
 
-def test_cluster_wide_rbac_refuses_what_the_operator_never_does(cluster: LocalCluster) -> None:
+def test_cluster_wide_rbac_refuses_what_the_operator_never_does(cluster: LocalCluster, trainingjob_crd: str) -> None:
+    # The CRD must be served for kubectl to resolve trainingjobs.elastrain.dev (else every can-i says no).
     with fresh_namespace(cluster, "chart-cw") as release_ns:
         helm(
             cluster,
@@ -378,7 +416,8 @@ def test_cluster_wide_rbac_refuses_what_the_operator_never_does(cluster: LocalCl
             for allowed in [
                 ("create", "pods", "-n", "default"),
                 ("watch", "trainingjobs.elastrain.dev", "-A"),
-                ("patch", "trainingjobs.elastrain.dev/status", "-n", "default"),
+                # (`can-i patch trainingjobs.elastrain.dev/status` would ask about a job *named* status.)
+                ("patch", "trainingjobs.elastrain.dev", "--subresource=status", "-n", "default"),
                 ("list", "nodes"),
                 ("update", "leases/elastrain-operator", "-n", release_ns),
             ]:
@@ -392,7 +431,64 @@ def test_cluster_wide_rbac_refuses_what_the_operator_never_does(cluster: LocalCl
                 ("update", "leases/other", "-n", release_ns),
                 ("create", "leases", "-n", "default"),
                 ("update", "customresourcedefinitions"),
+                ("patch", "trainingjobs.elastrain.dev", "-n", "default"),  # kopf writes nothing to a job
+                ("get", "nodes"),  # nodes are only listed
             ]:
                 assert not can_i(cluster, account, *refused), refused
         finally:
             helm(cluster, "uninstall", "wide", "-n", release_ns)
+
+
+# -- the chart's roles against what the operator really asks (the API server's audit log) ----------------
+
+
+def chart_grants(manifest: str) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every rule of the release's ClusterRole and Roles (names ignored)."""
+    return {
+        (group, resource, verb)
+        for obj in yaml.safe_load_all(manifest)
+        if obj and obj["kind"] in ("ClusterRole", "Role")
+        for rule in obj["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_charts_roles_grant_exactly_what_the_operator_uses(
+    cluster: LocalCluster, trainingjob_crd: str, tmp_path: Path
+) -> None:
+    """A job's whole life under the chart's ServiceAccount: every request the API server logged for it was
+    granted (no 403), and every permission the chart grants was used (so none can be dropped)."""
+    with fresh_namespace(cluster, "audit") as release_ns, fresh_namespace(cluster, "audit-jobs") as jobs_ns:
+        release = "audited"
+        helm(cluster, "install", release, str(CHART), "-n", release_ns, "--set", "crds.enabled=false")
+        try:
+            granted = chart_grants(helm(cluster, "get", "manifest", release, "-n", release_ns))
+            account = f"system:serviceaccount:{release_ns}:{release}-elastrain"
+            base = yaml.safe_load((REPO_ROOT / "examples/cpu-tiny.yaml").read_text())
+            job = JobDriver(cluster, jobs_ns, base=base, name="audited")
+            with chart_operator(cluster, namespace=release_ns, release=f"{release}-elastrain", log=tmp_path / "op.log"):
+                until(lambda: lease_holder(cluster, release_ns), what="the leader Lease")
+                taken = lease_renewed(cluster, release_ns)
+                job.create(runPolicy={"ttlSecondsAfterFinished": 0})
+                job.wait_phase("Running", timeout=90)
+                job.kubectl("scale", "tj", job.name, "--replicas=3")
+                until(lambda: job.status().get("workers", {}).get("ready") == 3, what="3 ready workers", timeout=60)
+                for suspend, phase in ((True, "Suspended"), (False, "Running")):
+                    patch = json.dumps({"spec": {"runPolicy": {"suspend": suspend}}})
+                    job.kubectl("patch", "tj", job.name, "--type", "merge", "-p", patch)
+                    job.wait_phase(phase, timeout=90)
+                job.finish_pod(job.live_name("head"), 0)  # the driver completes: Succeeded, then the TTL of 0
+                until(lambda: job.get() is None, what="the finished job deleted by its TTL", timeout=60)
+                # The leader renews its Lease every third of its duration: wait for one renewal.
+                until(lambda: lease_renewed(cluster, release_ns) != taken, what="a Lease renewal", timeout=60)
+            requests = list(read_requests(cluster.audit_log, user=account))
+        finally:
+            helm(cluster, "uninstall", release, "-n", release_ns, "--wait")
+    assert requests, f"no request of {account} in {cluster.audit_log}"
+    refused = sorted({(r.verb, r.group, r.resource, r.code) for r in requests if r.code in (401, 403)})
+    assert not refused, f"the operator asked for what the chart does not grant: {refused}"
+    used = {(r.group, r.resource, r.verb) for r in requests}
+    assert used - granted == set(), "used but not granted"
+    assert granted - used == set(), "granted but never used: drop it from the chart's roles (and docs)"

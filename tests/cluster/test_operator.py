@@ -239,6 +239,8 @@ def test_spec_the_server_rejects_fails_the_job_with_invalid_spec(job: JobDriver)
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "InvalidSpec"
     assert "Sideways" in failed["message"] and "spec.scheduling" in failed["message"]
+    # The server's own sentence (its Status message), not the raw JSON of its answer.
+    assert '"kind":"Status"' not in failed["message"] and "is invalid" in failed["message"], failed["message"]
     until(
         lambda: any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in job.events()),
         what="InvalidSpec event",

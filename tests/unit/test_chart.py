@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from functools import cache
@@ -14,6 +15,7 @@ import yaml
 
 from elastrain_dev.cluster import build_binaries
 from elastrain_operator.api.generated import CRD_PATH, HELM_KEEP_ANNOTATION, render_generated_files
+from elastrain_operator.builders.network import build_network_policy
 from elastrain_operator.settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,9 +86,7 @@ def grants(rule_list: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     }
 
 
-NAMESPACED_GRANTS = {
-    ("elastrain.dev", "trainingjobs", verb) for verb in ("get", "list", "watch", "patch", "delete")
-} | {
+NAMESPACED_GRANTS = {("elastrain.dev", "trainingjobs", verb) for verb in ("get", "list", "watch", "delete")} | {
     ("elastrain.dev", "trainingjobs/status", "patch"),
     *(("", "pods", verb) for verb in ("list", "watch", "create", "delete")),
     ("", "services", "list"),
@@ -96,7 +96,7 @@ NAMESPACED_GRANTS = {
     ("networking.k8s.io", "networkpolicies", "create"),
     ("", "events", "create"),
 }
-CLUSTER_READS = {("", "nodes", v) for v in ("get", "list", "watch")} | {
+CLUSTER_READS = {("", "nodes", "list")} | {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
 }
 
@@ -269,13 +269,14 @@ def test_operator_settings_reach_the_environment() -> None:
     [
         ({"replicaCount": -1}, "/replicaCount"),
         ({"image.pullPolicy": "Sometimes"}, "/image/pullPolicy"),
-        ({"image.tag": "latest"}, "/image/tag"),
+        ({"image.tag": "latest"}, 'image.tag "latest" is refused: it changes under a running operator; set image.tag'),
         ({"image.digest": "sha256:abc"}, "/image/digest"),
         ({"metrics.port": 0}, "/metrics/port"),
         ({"operator.leaderElection.leaseSeconds": 1}, "/operator/leaderElection/leaseSeconds"),
         ({"operator.resyncSeconds": 0}, "/operator/resyncSeconds"),
         ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
-        ({"rbac.namespaced": True}, "/watchNamespaces"),
+        ({"rbac.namespaced": True}, "rbac.namespaced: true needs watchNamespaces, e.g. --set"),
+        ({"rbac.namespaced": True, "watchNamespaces": []}, "rbac.namespaced: true needs watchNamespaces"),
         ({"replicas": 3}, "additional properties 'replicas' not allowed"),
         ({"metrics.serviceMonitor.interval": "often"}, "/metrics/serviceMonitor/interval"),
         (
@@ -290,4 +291,19 @@ def test_operator_settings_reach_the_environment() -> None:
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
 )
 def test_bad_values_are_refused(values: dict[str, Any], message: str) -> None:
-    assert message in refusal(**values)
+    said = refusal(**values)
+    assert message in said
+    # A schema combinator's failure names no value and no fix.
+    assert not re.search(r"'(not|if|then|else|anyOf|oneOf|allOf)' failed", said), said
+
+
+@pytest.mark.parametrize(
+    "values", [{}, {"nameOverride": "trainer-ops"}, {"fullnameOverride": "ops"}], ids=["defaults", "name", "fullname"]
+)
+def test_every_jobs_network_policy_admits_the_charts_operator_pods(values: dict[str, Any]) -> None:
+    """The per-job policy selects the operator by fixed labels, which no name override changes."""
+    pods = next(o for (kind, _, _), o in render(**values).items() if kind == "Deployment")["spec"]["template"]
+    policy = build_network_policy(job="j", namespace="ml", uid="u")
+    (from_operator,) = [rule for rule in policy["spec"]["ingress"] if "ports" in rule]
+    (peer,) = from_operator["from"]
+    assert peer["podSelector"]["matchLabels"].items() <= pods["metadata"]["labels"].items()

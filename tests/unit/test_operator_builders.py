@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from elastrain_operator.api import API_VERSION, KIND, Label, Role, TrainingJob
+from elastrain_operator.api import API_VERSION, KIND, Label, Role, TrainingJob, parse_trainingjob
 from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, EXPORT_MOUNT_PATH, build_env
 from elastrain_operator.builders.names import (
     head_address,
@@ -418,6 +420,28 @@ VOLUME_CASES = [
         [SHM, {"name": "data", "persistentVolumeClaim": {"claimName": "tokens", "readOnly": True}}],
         [SHM_MOUNT, {"name": "data", "mountPath": "/data", "readOnly": True}],
     ),
+    VolumeCase(
+        "users-own-dev-shm-replaces-the-operators",
+        {
+            "pod": {
+                "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}],
+                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+            }
+        },
+        [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}],
+        [SHM_MOUNT],
+    ),
+    VolumeCase(
+        "users-dev-shm-under-another-name",
+        {
+            "pod": {
+                "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
+                "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+            }
+        },
+        [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
+        [{"name": "shm", "mountPath": "/dev/shm"}],
+    ),
 ]
 
 
@@ -553,3 +577,19 @@ def test_export_uri_mounts_nothing_and_reaches_the_contract(make_job: MakeJob) -
     contract = read_pod_env(literal_env(pod))
     assert contract.export is not None and contract.export.location == "file:///shared/models"
     assert read_pod_env(literal_env(build(make_job().obj(), Role.HEAD, 0))).export is None
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_examples_pods_have_unique_volume_names_and_mount_paths(path: Path) -> None:
+    """What the API server checks only when the pod is created (a duplicate is InvalidSpec after apply)."""
+    job = parse_trainingjob(yaml.safe_load(path.read_text()))
+    for pod in (build_head_pod(job), build_worker_pod(job, 0)):
+        names = [v["name"] for v in pod["spec"]["volumes"]]
+        paths = [m["mountPath"] for m in container(pod)["volumeMounts"]]
+        assert len(names) == len(set(names)), names
+        assert len(paths) == len(set(paths)), paths
+        assert set(paths) >= {"/dev/shm"}
+        assert {m["name"] for m in container(pod)["volumeMounts"]} <= set(names)

@@ -88,10 +88,16 @@ def test_boolean_spellings(raw: str, want: bool) -> None:
     ("name", "raw", "says"),
     [
         ("ELASTRAIN_METRICS_PORT", "http", "is not an integer"),
-        ("ELASTRAIN_METRICS_PORT", "-1", "is below 0"),
+        ("ELASTRAIN_METRICS_PORT", "-1", "out of range; set it to a whole number from 0 to 65535"),
+        ("ELASTRAIN_METRICS_PORT", "99999", "out of range; set it to a whole number from 0 to 65535"),
         ("ELASTRAIN_METRICS_PORT", "80.5", "is not an integer"),
-        ("ELASTRAIN_LIVENESS_PORT", "-8081", "is below 0"),
-        ("ELASTRAIN_LEASE_SECONDS", "1", "is below 2"),
+        ("ELASTRAIN_LIVENESS_PORT", "-8081", "out of range"),
+        ("ELASTRAIN_LIVENESS_PORT", "65536", "out of range"),
+        ("ELASTRAIN_LEASE_SECONDS", "1", "out of range; set it to a whole number >= 2"),
+        ("ELASTRAIN_LEASE_SECONDS", "0", "out of range"),
+        ("ELASTRAIN_NAMESPACES", "team-a,Team_B", "names 'Team_B', which is not a namespace name"),
+        ("ELASTRAIN_LEASE_NAME", "My Lease", "is not a valid Lease name"),
+        ("ELASTRAIN_LEASE_NAMESPACE", "elastrain.system", "is not a valid namespace name"),
         ("ELASTRAIN_RESYNC_SECONDS", "soon", "is not a number"),
         ("ELASTRAIN_RESYNC_SECONDS", "0", "must be a positive"),
         ("ELASTRAIN_RESYNC_SECONDS", "-3", "must be a positive"),
@@ -103,8 +109,19 @@ def test_boolean_spellings(raw: str, want: bool) -> None:
 def test_bad_values_are_refused_naming_the_variable(name: str, raw: str, says: str) -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings({name: raw})
-    assert str(raised.value).startswith(f"{name}=")
+    assert str(raised.value).startswith(name)
     assert says in str(raised.value)
+
+
+def test_metrics_and_liveness_ports_must_differ() -> None:
+    with pytest.raises(SettingsError, match="ELASTRAIN_METRICS_PORT and ELASTRAIN_LIVENESS_PORT are both 9000"):
+        load_settings({"ELASTRAIN_METRICS_PORT": "9000", "ELASTRAIN_LIVENESS_PORT": "9000"})
+    assert load_settings({"ELASTRAIN_METRICS_PORT": "0", "ELASTRAIN_LIVENESS_PORT": "0"}).liveness_port == 0
+
+
+def test_highest_port_and_a_dotted_lease_name_are_accepted() -> None:
+    settings = load_settings({"ELASTRAIN_METRICS_PORT": "65535", "ELASTRAIN_LEASE_NAME": "ops.elastrain-lease"})
+    assert (settings.metrics_port, settings.lease_name) == (65535, "ops.elastrain-lease")
 
 
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

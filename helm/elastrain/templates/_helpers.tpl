@@ -50,10 +50,11 @@ app.kubernetes.io/part-of: elastrain
 
 {{/* The namespaced permissions of the operator: in a ClusterRole (default) or a Role per watched namespace. */}}
 {{- define "elastrain.namespacedRules" -}}
-# TrainingJobs: kopf lists, watches and annotates them; the operator reads, deletes (TTL) and writes status.
+# TrainingJobs: kopf lists and watches them (event handlers only: it writes nothing to a job); the operator
+# reads them, deletes finished ones (TTL) and writes their status.
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs/status"]
   verbs: ["patch"]
@@ -79,11 +80,11 @@ app.kubernetes.io/part-of: elastrain
   verbs: ["create"]
 {{- end }}
 
-{{/* The cluster-scoped reads: nodes (node-loss detection) and CRDs (kopf notices the CRD changing). */}}
+{{/* The cluster-scoped reads: nodes (node-loss detection lists them) and CRDs (kopf notices the CRD changing). */}}
 {{- define "elastrain.clusterReadRules" -}}
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]

@@ -26,6 +26,10 @@ MAX_NAME_LENGTH: Final = 50
 #: Prefix of the environment variables the operator sets in trainer pods; users may not set them.
 RESERVED_ENV_PREFIX: Final = "ELASTRAIN_"
 
+#: The memory-backed volume the operator mounts at /dev/shm; a user's own mount at SHM_PATH replaces it.
+SHM_VOLUME: Final = "dshm"
+SHM_PATH: Final = "/dev/shm"
+
 
 class Label(StrEnum):
     """Labels on every object the operator creates; they alone identify an object's job and role."""

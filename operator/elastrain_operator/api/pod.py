@@ -7,7 +7,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from elastrain_operator.api.constants import GROUP
+from elastrain_operator.api.constants import GROUP, SHM_PATH, SHM_VOLUME
 from elastrain_operator.api.kube_types import (
     EnvVar,
     OpenObject,
@@ -32,7 +32,8 @@ class PodOverrides(ConfigModel):
     volumes: list[Volume] | None = Field(None, max_length=64, json_schema_extra=_list_map("name"))
     """Volumes of the pods (core/v1 Volume, copied verbatim); names must be unique."""
     volume_mounts: list[VolumeMount] | None = Field(None, max_length=64, json_schema_extra=_list_map("mountPath"))
-    """Mounts of those volumes in the trainer containers (core/v1 VolumeMount); mount paths must be unique."""
+    """Mounts of those volumes in the trainer containers (core/v1 VolumeMount); mount paths must be unique.
+    A mount at /dev/shm replaces the operator's memory-backed one (e.g. to give it a sizeLimit)."""
     resources: ResourceRequirements | None = None
     service_account_name: str | None = Field(
         None, min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -56,6 +57,18 @@ class PodOverrides(ConfigModel):
             holds=lambda p: all(m.name in {v.name for v in p.volumes or []} for m in p.volume_mounts or []),
             field="volumeMounts",
             message="every volumeMounts[].name must name an entry of volumes; add the volume or fix the name",
+        ),
+        Rule(
+            cel=f"!has(self.volumes) || !self.volumes.exists(v, v.name == '{SHM_VOLUME}') || "
+            f"(has(self.volumeMounts) && self.volumeMounts.exists(m, m.name == '{SHM_VOLUME}' && "
+            f"m.mountPath == '{SHM_PATH}'))",
+            holds=lambda p: (
+                SHM_VOLUME not in {v.name for v in p.volumes or []}
+                or any(m.name == SHM_VOLUME and m.mount_path == SHM_PATH for m in p.volume_mounts or [])
+            ),
+            field="volumes",
+            message=f"a volume named {SHM_VOLUME!r} must be mounted at {SHM_PATH} (it then replaces the operator's "
+            f"shared memory); rename the volume or mount it at {SHM_PATH}",
         ),
     )
 

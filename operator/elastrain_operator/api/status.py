@@ -105,7 +105,8 @@ class ResizeRecord(ConfigModel):
     to: int = Field(ge=0)
     """Worker pods after."""
     reason: str = Field(max_length=_MAX_REASON)
-    """Why, e.g. NodeLost, ScaledUp, ScaledDown."""
+    """Why: ScaledUp (more workers ready), ScaledDown (spec.replicas lowered) or WorkerLost (a worker failed
+    or was lost with its node)."""
 
 
 class TrainingJobStatus(ConfigModel):

@@ -14,8 +14,10 @@ from elastrain_operator.builders.names import job_labels
 from elastrain_operator.builders.owner import owner_reference
 from elastrain_trainer.config.podenv import PROGRESS_PORT
 
-#: Labels of the operator's own pods (set by the Helm chart) that may read a job's progress.
-OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "elastrain"}
+#: Labels of the operator's own pods that may read a job's progress. The Helm chart sets them on its
+#: pods whatever the release name, nameOverride or fullnameOverride (app.kubernetes.io/name follows
+#: nameOverride, so it cannot be the key).
+OPERATOR_POD_LABELS = {"app.kubernetes.io/part-of": "elastrain", "app.kubernetes.io/component": "operator"}
 
 
 def network_policy_name(job: str) -> str:

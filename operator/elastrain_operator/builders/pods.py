@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from elastrain_operator.api import Role, TrainingJob
+from elastrain_operator.api.constants import SHM_PATH, SHM_VOLUME
 from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, EXPORT_MOUNT_PATH, build_env
 from elastrain_operator.builders.names import head_pod_name, pod_labels, worker_pod_name
 from elastrain_operator.builders.owner import owner_reference
@@ -42,9 +43,14 @@ def _meta(job: TrainingJob, name: str, role: Role, index: int, attempt: int) -> 
 
 
 def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Pod volumes and container mounts: shared memory, the checkpoint and export PVCs, then the user's."""
-    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
-    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    """Pod volumes and container mounts: shared memory, the checkpoint and export PVCs, then the user's.
+
+    A user's own mount at /dev/shm (e.g. an emptyDir with a sizeLimit) replaces the operator's.
+    """
+    overrides = job.spec.pod
+    user_shm = overrides is not None and any(m.mount_path == SHM_PATH for m in overrides.volume_mounts or [])
+    volumes: list[dict[str, Any]] = [] if user_shm else [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}}]
+    mounts: list[dict[str, Any]] = [] if user_shm else [{"name": SHM_VOLUME, "mountPath": SHM_PATH}]
     checkpoint = job.spec.checkpoint
     if checkpoint is not None and checkpoint.pvc is not None:
         volumes.append({"name": "checkpoints", "persistentVolumeClaim": {"claimName": checkpoint.pvc.claim_name}})
@@ -55,7 +61,6 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
     if export is not None and export.pvc is not None:
         volumes.append({"name": "export", "persistentVolumeClaim": {"claimName": export.pvc.claim_name}})
         mounts.append({"name": "export", "mountPath": EXPORT_MOUNT_PATH, "subPath": export.pvc.path.lstrip("/")})
-    overrides = job.spec.pod
     if overrides:
         volumes += [v.model_dump(exclude_none=True) for v in overrides.volumes or []]
         mounts += [m.model_dump(exclude_none=True) for m in overrides.volume_mounts or []]

@@ -26,6 +26,31 @@ from elastrain_operator.reconcile.observed import Observed
 CONFLICT, NOT_FOUND, UNPROCESSABLE = 409, 404, 422
 
 
+#: Longest server message quoted in an error (it ends up in a condition and an Event).
+MAX_QUOTED = 1000
+
+
+def shorten(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` on one line, cut at a word boundary with an ellipsis when longer than ``limit``."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 4].rsplit(" ", 1)[0]
+    return f"{cut} ..."
+
+
+def server_message(body: str | bytes | None) -> str:
+    """What the API server said: the ``message`` of the Status it answered, not the raw JSON."""
+    try:
+        status = json.loads(body or "")
+    except ValueError:
+        status = None
+    if isinstance(status, dict) and isinstance(status.get("message"), str) and status["message"]:
+        return shorten(status["message"])
+    raw = body.decode(errors="replace") if isinstance(body, bytes) else body or ""
+    return shorten(raw) or "no message"
+
+
 class KubeError(RuntimeError):
     """A Kubernetes API call failed; ``status`` is the HTTP status (0 when no response)."""
 
@@ -34,10 +59,10 @@ class KubeError(RuntimeError):
             # The client validates a body against its own models before sending it: what it refuses, the
             # server would refuse too (422 Invalid).
             self.status = UNPROCESSABLE
-            super().__init__(f"{what} failed: the object is invalid: {err}".replace("\n", " ")[:1500])
+            super().__init__(f"{what} failed: the object is invalid: {shorten(str(err))}")
             return
         self.status = int(err.status or 0)
-        super().__init__(f"{what} failed: HTTP {err.status} {err.reason}: {(err.body or '')[:500]}")
+        super().__init__(f"{what} failed: HTTP {err.status} {err.reason}: {server_message(err.body)}")
 
 
 def load_kube_config() -> None:
