@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from elastrain_trainer.config.podenv import PodContract
 from elastrain_trainer.config.progress import TrainerState
+from elastrain_trainer.errors import SpecError
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
 from elastrain_trainer.pod.raynode import connect, head_argv, node_ip, start_ray, stop_ray, temp_dir_for
 from elastrain_trainer.pod.summary import build_summary, summary_path, write_summary
@@ -35,6 +37,27 @@ RAY_START_TIMEOUT = 120.0
 FINAL_READ_TIMEOUT = 60.0
 #: Log a progress line at most this often.
 LOG_EVERY_SECONDS = 5.0
+#: Environment variable (set through spec.pod env) overriding DriverOptions.max_step_errors.
+MAX_STEP_ERRORS_ENV = "ELASTRAIN_MAX_STEP_ERRORS"
+#: Errors whose message is the whole story (field, value, fix): quoted without the Python type's name.
+_WORDED_ERRORS = ("SpecError", "GroupSetupError", "StepFailureError")
+
+
+def failure_message(err: BaseException) -> str:
+    """What the head says about the error that stopped it: a worded error as it is, else ``Type: message``."""
+    if isinstance(err, SpecError) or type(err).__name__ in _WORDED_ERRORS:
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def max_step_errors(env: Mapping[str, str] = os.environ, default: int = 6) -> int:
+    """The crash-loop limit: ``ELASTRAIN_MAX_STEP_ERRORS`` if set to a whole number >= 0 (0: never give up)."""
+    value = env.get(MAX_STEP_ERRORS_ENV, "").strip()
+    if value.isdigit():
+        return int(value)
+    if value:
+        log.warning("%s=%r is not a whole number >= 0; using %d", MAX_STEP_ERRORS_ENV, value, default)
+    return default
 
 
 def checkpoint_path(location: str) -> str:
@@ -75,6 +98,7 @@ def run_head(contract: PodContract) -> int:
         async_checkpoint=checkpoint.async_save if checkpoint else True,
         lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
         start_groups=contract.min_workers,
+        max_step_errors=max_step_errors(),
     )
     board = ProgressBoard(cfg.steps)
     server = ProgressServer(board, ip, contract.progress_port)
@@ -143,7 +167,8 @@ def run_head(contract: PodContract) -> int:
             board.update(state=TrainerState.FAILED, message=f"stopped at step {result.step} of {cfg.steps}")
     except Exception as err:
         traceback.print_exc()
-        board.update(state=TrainerState.FAILED, message=f"{type(err).__name__}: {err}"[:500])
+        log.error("driver stopped: %s", failure_message(err))
+        board.update(state=TrainerState.FAILED, message=failure_message(err)[:500])
     finally:
         if code != 0:  # why, for the container status and so for the job's Failed condition
             write_termination_message(f"trainer: {board.get().message or 'the driver stopped'}")
