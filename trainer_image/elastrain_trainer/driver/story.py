@@ -11,9 +11,11 @@ is said on the next line let through). A traceback is logged once per distinct e
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from elastrain_trainer.config.progress import MAX_WARNINGS
 
 log = logging.getLogger("elastrain.driver")
 
@@ -79,6 +81,12 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
             return f"giving up: {data.get('message', '')}"
     details = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("time", "kind"))
     return f"{kind.replace('_', ' ')}: {details}"
+
+
+def warnings_of(events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The warnings for the progress report (and so Events): data that repeats, a failing node; oldest first."""
+    found = [describe_event(str(e["kind"]), e) for e in events if e["kind"] in ("data_warning", "group_failing")]
+    return list(dict.fromkeys(found))[:MAX_WARNINGS]
 
 
 def event_level(kind: str) -> int:

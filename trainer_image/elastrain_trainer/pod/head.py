@@ -84,6 +84,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run_head(contract: PodContract) -> int:
     from elastrain_trainer.driver import Driver, DriverOptions
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
+    from elastrain_trainer.driver.story import warnings_of
     from elastrain_trainer.metrics import StepMetrics
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)  # a deleted pod stops Ray on the way out
@@ -108,6 +109,7 @@ def run_head(contract: PodContract) -> int:
     try:
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
         driver = Driver(cfg, options)
+        board.update(warnings=warnings_of(driver.events))  # data warnings: before the first step
         log.info(
             "driver up: lighthouse %s, waiting for %d worker pod(s)", driver.lighthouse.address, options.start_groups
         )
@@ -118,6 +120,7 @@ def run_head(contract: PodContract) -> int:
             if not m.committed:
                 return
             board.update(
+                warnings=warnings_of(driver.events),
                 state=TrainerState.TRAINING,
                 step=m.step,
                 loss=m.loss,
