@@ -203,8 +203,11 @@ def check_tokens(
     return DataReport(tokens=len(tokens), scanned=scan.scanned, samples=samples, warnings=warnings)
 
 
-def check_data(cfg: TrainerConfig) -> DataReport | None:
-    """Check the data ``cfg`` names before training (None for synthetic data, correct by construction)."""
+def check_data(cfg: TrainerConfig, *, budget: int = MAX_SCANNED_TOKENS) -> DataReport | None:
+    """Check the data ``cfg`` names before training (None for synthetic data, correct by construction).
+
+    ``budget``: tokens the vocabulary scan reads at most (past it, evenly spaced chunks are sampled).
+    """
     data = cfg.data
     if data.source != "file" or data.path is None:
         return None
@@ -222,4 +225,5 @@ def check_data(cfg: TrainerConfig) -> DataReport | None:
         num_shards=data.num_shards,
         steps=cfg.steps,
         path=data.path,
+        budget=budget,
     )
