@@ -1,53 +1,147 @@
-"""A trainer that fails says why through `kubectl`: the real head pod's last words reach the job.
+"""Bad data found at run time fails the job fast and says why through `kubectl`, field and value named.
 
-The operator runs under KopfRunner; the development pod runner runs the job's pods as local
-processes, so the head is the real ``elastrain pod head`` (Ray head, then the driver). Its token
-file does not exist: the driver cannot load the data, the head writes why to its termination log
-and exits 1, the container status carries the message, and the operator quotes it in the job's
-Failed condition and in the Warning Event, where `kubectl describe tj` shows it.
+The operator runs under KopfRunner; the development pod runner runs the jobs' pods as local
+processes, so each head is the real ``elastrain pod head`` (Ray head, then the driver). The driver
+checks the data before it starts any group (``elastrain_trainer.data.checks``): a missing file, a
+file with token ids past ``vocabSize`` and a file too small for one global batch each stop it at
+once. The head writes why to its termination log and exits 1, the container status carries the
+message, and the operator quotes it in the job's Failed condition and its Warning Event, counts
+the application failure and stops the job's pods.
+
+The three jobs run at the same time, and their heads land on the same fake node (the only one
+without GPUs, which heads prefer): each pod has its own address, as on a real cluster, so the three
+Ray heads and lighthouses do not contend for their ports.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 from kopf.testing import KopfRunner
 
+from elastrain_dev import nodes
+from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.podrunner import RUN_LABEL, PodRunner
 from elastrain_dev.wait import until
+
+#: The issue's bound: a bad file ends the job Failed within this many seconds of its pods running.
+FAILED_WITHIN_SECONDS = 60.0
+MODEL = {"dim": 32, "numHeads": 2, "numLayers": 1, "seqLen": 64, "vocabSize": 256}
+
+
+@dataclass(frozen=True)
+class BadData:
+    name: str
+    path: Path
+    says: tuple[str, ...]
+    """What the Failed condition and the Event must both contain (the field, the value found, the fix)."""
 
 
 def _failed_condition(status: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in status.get("conditions") or [] if c["type"] == "Failed" and c["status"] == "True"), None)
 
 
-def test_a_trainer_error_is_quoted_in_the_failed_condition_and_event(
-    job: JobDriver, operator: KopfRunner, runner: PodRunner, tmp_path: Path
-) -> None:
-    missing = tmp_path / "no-such-dir" / "tokens.bin"
-    job.create(
-        device="cpu",
-        replicas=1,
-        elastic={"minReplicas": 1, "maxReplicas": 1},
-        acceleratorsPerWorker=1,
-        pod={"labels": {RUN_LABEL: "true"}},
-        trainer={
-            "steps": 20,
-            "globalBatchSize": 4,
-            "model": {"dim": 32, "numHeads": 2, "numLayers": 1, "seqLen": 16, "vocabSize": 64},
-            "data": {"source": "file", "path": str(missing), "numShards": 4},
-        },
-    )
-    status = until(lambda: (s := job.status()).get("phase") == "Failed" and s, what="the job Failed", timeout=180)
-    failed = _failed_condition(status)
-    assert failed is not None, status
-    message = failed["message"]
-    assert "-head" in message and "exit code 1" in message, message
-    assert "trainer: FileNotFoundError" in message and str(missing) in message, message
+@pytest.fixture
+def cpu_node(cluster: LocalCluster) -> Iterator[str]:
+    """A fake node without GPUs: head pods prefer it, so every head of the test lands there."""
+    (name,) = nodes.add_nodes(cluster, count=1, gpus=0, prefix="cpu-node-")
+    cluster.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
+    yield name
+    cluster.kubectl("delete", "node", name, "--wait=false", check=False)
 
-    warnings = [e["message"] for e in job.events() if e["type"] == "Warning"]
-    assert any(str(missing) in m for m in warnings), warnings
-    described = job.kubectl("describe", "tj", job.name).stdout
-    assert str(missing) in described, described
+
+def _bad_files(tmp_path: Path) -> list[BadData]:
+    missing = tmp_path / "no-such-dir" / "no_such_file.bin"
+    oov = (np.arange(64 * 40 + 1) % 256).astype(np.uint16)
+    oov[1234] = 59998
+    oov.tofile(oov_path := tmp_path / "oov.bin")
+    np.arange(100, dtype=np.uint16).tofile(tiny_path := tmp_path / "tiny.bin")
+    return [
+        BadData(
+            "missing",
+            missing,
+            (f"spec.trainer.data.path: no such file in the pod (value: {missing})", "spec.pod volumes"),
+        ),
+        BadData(
+            "oov",
+            oov_path,
+            (
+                "spec.trainer.data.path: token id 59998 at offset 1234 is >= spec.trainer.model.vocabSize 256",
+                str(oov_path),
+                "set spec.trainer.model.vocabSize to at least 59999",
+            ),
+        ),
+        BadData(
+            "tiny",
+            tiny_path,
+            (
+                "spec.trainer.data.path: holds 1 samples of spec.trainer.model.seqLen 64 tokens, fewer than one "
+                "global batch (spec.trainer.globalBatchSize 8)",
+                str(tiny_path),
+            ),
+        ),
+    ]
+
+
+def test_bad_data_fails_each_job_fast_naming_the_field_and_the_value(
+    idle_job: JobDriver, operator: KopfRunner, runner: PodRunner, cpu_node: str, tmp_path: Path
+) -> None:
+    bad = _bad_files(tmp_path)
+    jobs = {b.name: JobDriver(idle_job.cluster, idle_job.namespace, base=idle_job.base, name=b.name) for b in bad}
+    applied = {}
+    for b in bad:
+        applied[b.name] = time.monotonic()
+        jobs[b.name].create(
+            device="cpu",
+            replicas=1,
+            elastic={"minReplicas": 1, "maxReplicas": 1},
+            acceleratorsPerWorker=1,
+            pod={"labels": {RUN_LABEL: "true"}},
+            runPolicy={"backoffLimit": 1},
+            trainer={
+                "steps": 50,
+                "globalBatchSize": 8,
+                "model": MODEL,
+                "data": {"source": "file", "path": str(b.path), "numShards": 4},
+            },
+        )
+    heads = {name: job.running("head") for name, job in jobs.items()}
+    running = {name: time.monotonic() for name in jobs}
+    # Their heads share a node, each on an address of its own.
+    assert {h["spec"]["nodeName"] for h in heads.values()} == {cpu_node}, heads
+    assert len({h["status"]["podIP"] for h in heads.values()}) == len(heads)
+
+    took = {}
+    for b in bad:
+        job = jobs[b.name]
+        left = FAILED_WITHIN_SECONDS - (time.monotonic() - running[b.name])
+        status = until(
+            lambda job=job: (s := job.status()).get("phase") == "Failed" and s,  # type: ignore[misc]
+            what=f"job {b.name} Failed within {FAILED_WITHIN_SECONDS:.0f} s of its pods running",
+            timeout=max(left, 1.0),
+        )
+        took[b.name] = time.monotonic() - applied[b.name]
+        failed = _failed_condition(status)
+        assert failed is not None and failed["reason"] == "ApplicationError", status
+        message = failed["message"]
+        assert f"{b.name}-head" in message and "exit code 1" in message, message
+        assert "trainer: spec.trainer." in message and "Error:" not in message, message  # no Python type name
+        for words in b.says:
+            assert words in message, (words, message)
+        warnings = [e["message"] for e in job.events() if e["type"] == "Warning"]
+        assert any(all(words in m for words in b.says) for m in warnings), warnings
+        assert status["restarts"]["application"] == 1, status["restarts"]
+        until(
+            lambda job=job: not any(p["status"].get("phase") == "Running" for p in job.pods().values()),  # type: ignore[misc]
+            what=f"no pod of {b.name} left running",
+        )
+    described = jobs["oov"].kubectl("describe", "tj", "oov").stdout
+    assert "token id 59998 at offset 1234" in described, described
+    print("\napply -> Failed: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in took.items()))
