@@ -65,9 +65,11 @@ def checkpoint_path(location: str) -> str:
     if location.startswith("file://"):
         return location.removeprefix("file://")
     if "://" in location:
-        raise ValueError(
-            f"checkpoint location {location!r}: this trainer writes checkpoints to a filesystem path only; "
-            "set spec.checkpoint.uri to file:///a/shared/path or use spec.checkpoint.pvc"
+        raise SpecError(
+            "spec.checkpoint.uri",
+            location,
+            "this trainer writes checkpoints to a filesystem path only",
+            "set spec.checkpoint.uri to file:///a/shared/path or use spec.checkpoint.pvc",
         )
     return location
 
@@ -91,22 +93,22 @@ def run_head(contract: PodContract) -> int:
     ip = node_ip(contract)
     cfg = contract.trainer
     checkpoint = contract.checkpoint
-    checkpoint_dir = checkpoint_path(checkpoint.location) if checkpoint else None
-    options = DriverOptions(
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
-        checkpoint_keep=checkpoint.keep if checkpoint else 3,
-        async_checkpoint=checkpoint.async_save if checkpoint else True,
-        lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
-        start_groups=contract.min_workers,
-        max_step_errors=max_step_errors(),
-    )
     board = ProgressBoard(cfg.steps)
     server = ProgressServer(board, ip, contract.progress_port)
     ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
     driver: Any = None
     code = 1
     try:
+        checkpoint_dir = checkpoint_path(checkpoint.location) if checkpoint else None
+        options = DriverOptions(
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
+            checkpoint_keep=checkpoint.keep if checkpoint else 3,
+            async_checkpoint=checkpoint.async_save if checkpoint else True,
+            lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
+            start_groups=contract.min_workers,
+            max_step_errors=max_step_errors(),
+        )
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
         driver = Driver(cfg, options)
         board.update(warnings=warnings_of(driver.events))  # data warnings: before the first step
