@@ -42,7 +42,7 @@ from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
 from elastrain_trainer.driver.quorum import form_quorum
-from elastrain_trainer.driver.restore import decide_resume, handle_state_lost
+from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
 from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
@@ -189,7 +189,8 @@ class Driver:
             cause = reason.split(": ", 1)[-1]
             self.story.traceback(cause, str(error))
             self.step_errors.append(f"{group_id}: {cause}")
-        self._count_node_loss(group.node_id, reason)
+        if reason != STATE_LOST_REASON:  # the driver's decision to restore, not the group's failure
+            self._count_node_loss(group.node_id, reason)
 
     def _give_up_on_step_errors(self) -> None:
         give_up = decide_step_give_up(self.step_errors, limit=self.options.max_step_errors)
