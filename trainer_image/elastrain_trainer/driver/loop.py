@@ -69,7 +69,15 @@ Hook = Callable[["Driver", int], None]
 
 
 class Driver:
-    def __init__(self, cfg: TrainerConfig, options: DriverOptions, *, pods: RayNodePods | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainerConfig,
+        options: DriverOptions,
+        *,
+        pods: RayNodePods | None = None,
+        data_report: DataReport | None = None,
+    ) -> None:
+        """``data_report``: the data was checked already (by the head, before Ray started); else it is here."""
         self.cfg = cfg
         self.cfg_json = cfg.model_dump_json()
         self.options = options
@@ -78,7 +86,7 @@ class Driver:
         self.events: list[dict[str, Any]] = []
         self.story = StoryLog()
         """The events as log lines, as they happen (what ``kubectl logs`` on the head shows)."""
-        self.data_report: DataReport | None = self._check_data()
+        self.data_report: DataReport | None = self._check_data(data_report)
         self.pods = pods or RayNodePods()
         self.lighthouse = Lighthouse(options.lighthouse)
         self.store = (
@@ -106,9 +114,9 @@ class Driver:
         self._training_step: int | None = None
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
 
-    def _check_data(self) -> DataReport | None:
+    def _check_data(self, report: DataReport | None) -> DataReport | None:
         """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
-        report = check_data(self.cfg)
+        report = report or check_data(self.cfg)
         if report is not None:
             self.event("data_checked", report=report.describe())
             for warning in report.warnings:

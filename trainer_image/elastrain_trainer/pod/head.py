@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -84,6 +85,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_head(contract: PodContract) -> int:
+    from elastrain_trainer.data.checks import check_data
     from elastrain_trainer.driver import Driver, DriverOptions
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
     from elastrain_trainer.driver.story import warnings_of
@@ -95,7 +97,7 @@ def run_head(contract: PodContract) -> int:
     checkpoint = contract.checkpoint
     board = ProgressBoard(cfg.steps)
     server = ProgressServer(board, ip, contract.progress_port)
-    ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
+    ray_process: subprocess.Popen[bytes] | None = None
     driver: Any = None
     code = 1
     try:
@@ -109,8 +111,10 @@ def run_head(contract: PodContract) -> int:
             start_groups=contract.min_workers,
             max_step_errors=max_step_errors(),
         )
+        data_report = check_data(cfg)  # before Ray starts: bad data fails the job in seconds
+        ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
-        driver = Driver(cfg, options)
+        driver = Driver(cfg, options, data_report=data_report)
         board.update(warnings=warnings_of(driver.events))  # data warnings: before the first step
         log.info(
             "driver up: lighthouse %s, waiting for %d worker pod(s)", driver.lighthouse.address, options.start_groups
@@ -171,7 +175,8 @@ def run_head(contract: PodContract) -> int:
         else:
             board.update(state=TrainerState.FAILED, message=f"stopped at step {result.step} of {cfg.steps}")
     except Exception as err:
-        traceback.print_exc()
+        if not isinstance(err, SpecError):  # a worded error says it all; any other needs its traceback
+            traceback.print_exc()
         log.error("driver stopped: %s", failure_message(err))
         board.update(state=TrainerState.FAILED, message=failure_message(err)[:500])
     finally:
@@ -185,7 +190,8 @@ def run_head(contract: PodContract) -> int:
         import ray
 
         ray.shutdown()
-        stop_ray(ray_process)
+        if ray_process is not None:
+            stop_ray(ray_process)
         server.shutdown()
     return code
 
