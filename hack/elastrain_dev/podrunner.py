@@ -6,8 +6,9 @@ left alone by KWOK (``--disregard-status-with-label-selector``) and handled here
 a kubelet would:
 
 - a pod bound to a healthy fake node is started: its container's command and args run with its env
-  (values, downward-API fields, Secret keys) in a directory of its own; every fake node has its own
-  loopback address, which becomes the pod's IP, so Ray sees separate nodes;
+  (values, downward-API fields, Secret keys) in a directory of its own; every pod has its own
+  loopback address (from its UID), which becomes the pod's IP, as on a real cluster: Ray sees
+  separate nodes, and two pods on one fake node (two jobs' heads) never contend for a port;
 - ``<service>.<namespace>.svc`` addresses in the env are resolved to the IP of the Service's pod
   (there is no cluster DNS here);
 - its status is reported: Running and Ready, then Succeeded or Failed with the exit code and the
@@ -56,9 +57,9 @@ _SVC = re.compile(r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0
 log = logging.getLogger("elastrain.podrunner")
 
 
-def node_ip(node: str) -> str:
-    """A stable loopback address per fake node, in 127.10.0.1 - 127.249.249.250."""
-    slot = zlib.crc32(node.encode()) % (240 * 250 * 250)
+def pod_ip(uid: str) -> str:
+    """A stable loopback address per pod (by UID: a replacement pod gets another), in 127.10.0.1 - 127.249.249.250."""
+    slot = zlib.crc32(uid.encode()) % (240 * 250 * 250)
     high, rest = divmod(slot, 250 * 250)
     middle, low = divmod(rest, 250)
     return f"127.{10 + high}.{middle}.{low + 1}"
@@ -155,8 +156,8 @@ class PodRunner:
     # -- kubelet duties --------------------------------------------------------------------------
 
     def _start(self, pod: dict[str, Any], node: str) -> None:
-        ip = node_ip(node)
         meta = pod["metadata"]
+        ip = pod_ip(meta["uid"])
         key = f"{meta['namespace']}/{meta['name']}"
         container = pod["spec"]["containers"][0]
         cwd = self.workdir / meta["namespace"] / meta["name"]
@@ -300,7 +301,7 @@ class PodRunner:
             pods = [
                 p for p in listed["items"] if "deletionTimestamp" not in p["metadata"] and p["spec"].get("nodeName")
             ]
-            return node_ip(pods[0]["spec"]["nodeName"]) if pods else match.group(0)
+            return pod_ip(pods[0]["metadata"]["uid"]) if pods else match.group(0)
 
         return _SVC.sub(resolve, value)
 

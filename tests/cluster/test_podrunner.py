@@ -13,7 +13,7 @@ import pytest
 
 from elastrain_dev import nodes
 from elastrain_dev.cluster import LocalCluster
-from elastrain_dev.podrunner import RUN_LABEL, PodRunner, node_ip
+from elastrain_dev.podrunner import RUN_LABEL, PodRunner, pod_ip
 from elastrain_dev.wait import until
 
 
@@ -79,9 +79,10 @@ def test_runs_the_command_with_the_pod_env_and_reports_the_exit_code(
     )
     (container,) = pod["status"]["containerStatuses"]
     assert container["state"]["terminated"]["exitCode"] == 3
-    ip = node_ip(pod["spec"]["nodeName"])
+    ip = pod_ip(pod["metadata"]["uid"])
     assert pod["status"]["podIP"] == ip and ip.startswith("127.")
-    peer_ip = node_ip(_get(cluster, namespace, "peer")["spec"]["nodeName"])  # type: ignore[index]
+    peer_ip = pod_ip(_get(cluster, namespace, "peer")["metadata"]["uid"])  # type: ignore[index]
+    assert peer_ip != ip
     output = (tmp_path / namespace / "exits" / "container.log").read_text()
     assert output.split() == [ip, f"http://{peer_ip}:8080/x"]
 
@@ -157,3 +158,28 @@ def test_deleting_a_pod_stops_its_process_and_finalises_the_deletion(
     cluster.kubectl("delete", "pod", "deleted", "-n", namespace, "--wait=false")
     until(lambda: not _alive(pid), what="the process stopped", timeout=20)
     until(lambda: _get(cluster, namespace, "deleted") is None, what="the pod gone", timeout=20)
+
+
+def _finished(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        pod = _get(cluster, namespace, name)
+        return pod if pod and pod["status"].get("phase") in ("Succeeded", "Failed") else None
+
+    return until(finished, what=f"pod {name} finished")
+
+
+def test_two_pods_on_one_node_each_have_an_address_and_bind_the_same_port(
+    cluster: LocalCluster, namespace: str, runner: PodRunner, spare_node: str
+) -> None:
+    # What two jobs' heads on one fake node do (Ray's GCS port, the lighthouse): as on a real cluster,
+    # each pod listens on its own IP, so the same port is free for both.
+    code = (
+        "import os, socket, time; s = socket.socket(); s.bind((os.environ['MY_IP'], 36999)); s.listen(); "
+        "time.sleep(3); print('bound', os.environ['MY_IP'])"
+    )
+    for name in ("first", "second"):
+        _create(cluster, namespace, _pod(name, code, node=spare_node))
+    done = {name: _finished(cluster, namespace, name) for name in ("first", "second")}
+    assert {p["spec"]["nodeName"] for p in done.values()} == {spare_node}
+    assert [p["status"]["phase"] for p in done.values()] == ["Succeeded", "Succeeded"], done
+    assert done["first"]["status"]["podIP"] != done["second"]["status"]["podIP"]

@@ -8,6 +8,7 @@ leaves KWOK's management and its processes die at once).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def test_demo_trains_through_a_node_loss_and_loses_no_sample(cluster: LocalClust
     kinds = [e["kind"] for e in result.summary["events"]]
     assert kinds.count("group_lost") >= 1 and kinds.count("group_healed") >= 1, kinds
     assert "restored" not in kinds and "restart_from_scratch" not in kinds, kinds  # nothing rolled back
+    # The head's log told it as it happened (what `kubectl logs` on the head shows), not only the summary.
+    head_log = "\n".join(
+        p.read_text(errors="replace") for p in sorted((tmp_path / "pods" / namespace).glob("*-head*/container.log"))
+    )
+    assert re.search(r"group lost: group\d+ (during|at) step \d+: ", head_log), head_log[-4000:]
+    assert re.search(r"group healed: group\d+ from a live peer in [\d.]+ s at step \d+", head_log), head_log[-4000:]
     groups = [m["groups"] for m in result.summary["metrics"]]
     assert 2 in groups and groups[-1] == 3, groups
 

@@ -1,4 +1,4 @@
-"""Local mode's pieces that need no cluster: the manifest reader, the CLI's arguments, the text loss curve."""
+"""Local mode: the manifest reader, the CLI's arguments, the text loss curve, a bad data file refused in words."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from elastrain_trainer.cli import build_parser
+from elastrain_trainer.cli import build_parser, main
 from elastrain_trainer.curve import render_loss_curve
 from elastrain_trainer.manifest import DEFAULT_PODS, load_manifest
 from elastrain_trainer.metrics import StepMetrics
@@ -72,3 +72,17 @@ def test_loss_curve_marks_resizes() -> None:
     assert len(lines) == 11
     assert [line.split()[1] for line in lines[1:] if "|" in line] == ["5", "8"]
     assert lines[1].count("#") > lines[-1].count("#")
+
+
+def test_train_with_a_missing_token_file_exits_1_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no_such_file.bin"
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        f"steps: 4\nglobalBatchSize: 4\nlrSchedule: {{warmupSteps: 1}}\ndata: {{source: file, path: {missing}}}\n"
+    )
+    assert main(["train", str(path), "--pods", "1", "--ranks-per-pod", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"spec.trainer.data.path: no such file in the pod (value: {missing})" in err, err
+    assert "Traceback" not in err, err

@@ -1,5 +1,5 @@
 """The driver's pure decisions: quorum completion, resume point, checkpoint group, evaluation, step metrics,
-when to stop restarting groups whose set-up keeps failing.
+when to stop restarting groups whose set-up or steps keep failing, when to report a failing node.
 
 Each table row is named by the behaviour it pins; the functions are called directly on plain messages.
 """
@@ -18,6 +18,12 @@ from elastrain_trainer.compression import StepSample, Strength
 from elastrain_trainer.driver.quorum import QuorumAbandoned, QuorumComplete, decide_quorum
 from elastrain_trainer.driver.restore import Event, Resume, decide_resume
 from elastrain_trainer.driver.setup_errors import decide_setup_give_up
+from elastrain_trainer.driver.step_errors import (
+    FAILING_REPORT_LOSSES,
+    decide_failing_report,
+    decide_step_give_up,
+    explain_error,
+)
 from elastrain_trainer.driver.step_metrics import MAX_LOG_PERPLEXITY, build_step_metrics, eval_due, strength_sample
 from elastrain_trainer.driver.train import decide_checkpoint_group
 from elastrain_trainer.group import QuorumInfo, StepResult
@@ -543,3 +549,65 @@ def test_strength_sample(case: SampleCase) -> None:
 )
 def test_decide_setup_give_up(errors: list[str], limit: int, says: str | None) -> None:
     assert decide_setup_give_up(errors, limit=limit) == says
+
+
+# -- decide_step_give_up, explain_error, decide_failing_report --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("errors", "limit", "says"),
+    [
+        ([], 3, None),
+        (["group1: RuntimeError: boom"] * 2, 3, None),
+        (
+            ["group1: RuntimeError: boom", "group2: RuntimeError: boom", "group3: RuntimeError: boom"],
+            3,
+            "replica group steps failed 3 times with no step committed: RuntimeError: boom; "
+            "fix what it names (the head's log has the traceback) and create the job again",
+        ),
+        (
+            ["group1: OSError: disk full", "group2: IndexError: index out of range in self"],
+            2,
+            "replica group steps failed 2 times with no step committed: a token id out of range of the embedding: "
+            "check spec.trainer.model.vocabSize against the data and spec.trainer.data.tokenDtype "
+            "(IndexError: index out of range in self) (and 1 other error(s)); "
+            "fix what it names (the head's log has the traceback) and create the job again",
+        ),
+        (["group1: RuntimeError: boom"] * 50, 0, None),
+    ],
+    ids=["none", "below-the-limit", "at-the-limit", "index-error-in-words-and-two-kinds", "limit-0-never-gives-up"],
+)
+def test_decide_step_give_up(errors: list[str], limit: int, says: str | None) -> None:
+    assert decide_step_give_up(errors, limit=limit) == says
+
+
+@pytest.mark.parametrize(
+    ("cause", "words"),
+    [
+        ("IndexError: index out of range in self", "a token id out of range of the embedding"),
+        ("IndexError: list index out of range", "a token id out of range of the embedding"),
+        ("IndexError: tuple index 3 is too big", None),
+        ("KeyError: 'index out of range'", None),
+    ],
+    ids=["embedding", "any-index-out-of-range", "other-index-error-as-is", "other-type-as-is"],
+)
+def test_explain_error_words_only_what_it_recognises(cause: str, words: str | None) -> None:
+    explained = explain_error(cause)
+    if words is None:
+        assert explained == cause
+    else:
+        assert explained.startswith(words) and explained.endswith(f"({cause})")
+
+
+@pytest.mark.parametrize(
+    ("consecutive", "reported", "threshold", "report"),
+    [
+        (FAILING_REPORT_LOSSES - 1, False, FAILING_REPORT_LOSSES, False),
+        (FAILING_REPORT_LOSSES, False, FAILING_REPORT_LOSSES, True),
+        (FAILING_REPORT_LOSSES + 5, True, FAILING_REPORT_LOSSES, False),
+        (100, False, 0, False),
+    ],
+    ids=["below", "at-the-threshold", "once-per-run-of-losses", "threshold-0-never"],
+)
+def test_decide_failing_report(consecutive: int, reported: bool, threshold: int, report: bool) -> None:
+    assert decide_failing_report(consecutive, reported=reported, threshold=threshold) is report

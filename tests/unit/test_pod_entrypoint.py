@@ -15,8 +15,17 @@ from elastrain_trainer.config.podenv import (
     PodContract,
     write_pod_env,
 )
+from elastrain_trainer.driver.step_errors import StepFailureError
+from elastrain_trainer.errors import SpecError
 from elastrain_trainer.pod import termination
-from elastrain_trainer.pod.head import checkpoint_path, newest_checkpoint, newest_export
+from elastrain_trainer.pod.head import (
+    MAX_STEP_ERRORS_ENV,
+    checkpoint_path,
+    failure_message,
+    max_step_errors,
+    newest_checkpoint,
+    newest_export,
+)
 from elastrain_trainer.pod.raynode import head_argv, node_ip, temp_dir_for, worker_argv
 from elastrain_trainer.pod.termination import termination_log_path, write_termination_message
 
@@ -146,3 +155,24 @@ def test_the_newest_export_is_the_highest_step_the_driver_exported() -> None:
     ]
     assert newest_export(events) == ("/export/final", 9)
     assert newest_export(events[:1]) is None
+
+
+def test_a_worded_error_is_quoted_as_it_is_any_other_with_its_type() -> None:
+    spec = SpecError("spec.trainer.data.path", "/d/t.bin", "no such file in the pod", "mount it")
+    assert failure_message(spec) == "spec.trainer.data.path: no such file in the pod (value: /d/t.bin); mount it"
+    assert failure_message(StepFailureError("replica group steps failed 6 times")) == (
+        "replica group steps failed 6 times"
+    )
+    assert failure_message(KeyError("x")) == "KeyError: 'x'"
+    with pytest.raises(SpecError) as raised:
+        checkpoint_path("s3://b/p")
+    assert raised.value.field == "spec.checkpoint.uri"
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"), [(None, 6), ("3", 3), ("0", 0), (" 12 ", 12), ("-1", 6), ("many", 6)],
+    ids=["unset-default", "set", "zero-never", "spaces", "negative-ignored", "not-a-number-ignored"],
+)  # fmt: skip
+def test_the_crash_loop_limit_comes_from_the_pod_env(value: str | None, limit: int) -> None:
+    env = {} if value is None else {MAX_STEP_ERRORS_ENV: value}
+    assert max_step_errors(env) == limit

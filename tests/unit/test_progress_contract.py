@@ -16,7 +16,8 @@ from elastrain_operator.kube.progress import read_progress
 from elastrain_operator.reconcile.decide import Decision
 from elastrain_operator.reconcile.observed import Observed, ObservedPod
 from elastrain_operator.reconcile.status import compute_status, transition_notes
-from elastrain_trainer.config.progress import ProgressReport, TrainerState
+from elastrain_trainer.config.progress import MAX_WARNINGS, ProgressReport, TrainerState
+from elastrain_trainer.driver.story import warnings_of
 from elastrain_trainer.ledger import Piece
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
 from elastrain_trainer.pod.summary import Coverage, coverage
@@ -139,3 +140,39 @@ def test_a_worker_that_cannot_be_placed_is_told_once_as_a_warning_event() -> Non
     assert "j-worker-1" in warnings[0].message and "Insufficient cpu" in warnings[0].message
     second = compute_status(job, first, decision, Observed((blocked,)), T0)
     assert not [n for n in transition_notes(first, decision, second) if n.reason == Reason.UNSCHEDULABLE]
+
+
+def test_each_driver_warning_is_told_once_as_a_warning_event_and_kept_in_the_status() -> None:
+    job = _job()
+    decision = Decision(phase=JobPhase.RUNNING, reason=Reason.WORKERS_READY, message="2/2")
+    repeats = "spec.trainer.data.path holds 1 samples, fewer than 800 (100 steps x 8): the data repeats 800 times"
+    failing = "group failing: node abc lost 3 groups in a row"
+    first = compute_status(job, None, decision, Observed(), T0, report=ProgressReport(warnings=[repeats]))
+    assert first.progress is not None and first.progress.warnings == [repeats]
+    told = [n for n in transition_notes(None, decision, first) if n.reason == Reason.TRAINER_WARNING]
+    assert [(n.type, n.message) for n in told] == [("Warning", repeats)]
+    # The head says it again every round: not told again; a new warning is.
+    second = compute_status(job, first, decision, Observed(), T0, report=ProgressReport(warnings=[repeats, failing]))
+    told = [n for n in transition_notes(first, decision, second) if n.reason == Reason.TRAINER_WARNING]
+    assert [n.message for n in told] == [failing]
+    silent = compute_status(job, second, decision, Observed(), T0)  # the head did not answer: kept, not told
+    assert silent.progress is not None and silent.progress.warnings == [repeats, failing]
+    assert not [n for n in transition_notes(second, decision, silent) if n.reason == Reason.TRAINER_WARNING]
+    no_warnings = compute_status(job, None, decision, Observed(), T0, report=ProgressReport())
+    assert no_warnings.progress is not None and no_warnings.progress.warnings is None
+
+
+def test_the_head_reports_data_and_failing_node_warnings_oldest_first_each_once() -> None:
+    events: list[dict[str, Any]] = [
+        {"kind": "data_warning", "message": "the data repeats 3 times"},
+        {"kind": "group_lost", "group": "g1", "reason": "x"},
+        {"kind": "group_failing", "node": "n1", "losses": 3, "reason": "train failed: IndexError: i"},
+        {"kind": "data_warning", "message": "the data repeats 3 times"},
+    ]
+    assert warnings_of(events) == [
+        "data warning: the data repeats 3 times",
+        "group failing: node n1 lost 3 groups in a row (last: train failed: IndexError: i); "
+        "training goes on without its share",
+    ]
+    many = [{"kind": "data_warning", "message": str(i)} for i in range(MAX_WARNINGS + 5)]
+    assert len(warnings_of(many)) == MAX_WARNINGS

@@ -87,7 +87,8 @@ def train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from elastrain_trainer.curve import render_loss_curve, write_loss_curve_png
-    from elastrain_trainer.driver import Driver, DriverOptions
+    from elastrain_trainer.driver import Driver, DriverOptions, GroupSetupError, StepFailureError
+    from elastrain_trainer.errors import SpecError
     from elastrain_trainer.localmode import LocalCluster
     from elastrain_trainer.metrics import StepMetrics
 
@@ -127,12 +128,17 @@ def train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{m.loss:.4f}", tok_s=f"{m.tokens_per_second:.0f}", groups=m.groups)
             bar.refresh()
 
-    driver = Driver(job.trainer, options)
+    driver: Driver | None = None
     try:
+        driver = Driver(job.trainer, options)
         result = driver.run(hook=hook, on_step=on_step)
+    except (SpecError, GroupSetupError, StepFailureError) as err:  # worded: field, value, fix
+        print(f"elastrain: {job.name}: {err}", file=sys.stderr)
+        return 1
     finally:
         bar.close()
-        driver.shutdown()
+        if driver is not None:
+            driver.shutdown()
         cluster.shutdown()
     print(render_loss_curve(result.metrics))
     if args.metrics_out:

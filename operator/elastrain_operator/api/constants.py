@@ -78,3 +78,4 @@ class Reason(StrEnum):
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     APPLICATION_ERROR = "ApplicationError"
+    TRAINER_WARNING = "TrainerWarning"

@@ -94,10 +94,18 @@ REASON_DOCS: Final[dict[Reason, ReasonDoc]] = {
     Reason.APPLICATION_ERROR: ReasonDoc(
         "`Failed`, Event",
         "the trainer exited 1-127: retried and counted, or final by `restartPolicy`; the message quotes the "
-        "pod's last words (what the trainer wrote to its termination log, e.g. `trainer: FileNotFoundError: "
-        "...`, or the last line of its log if it crashed before it could)",
+        "pod's last words (what the trainer wrote to its termination log, e.g. `trainer: spec.trainer.data.path: "
+        "no such file in the pod (value: /data/t.bin); mount it ...`, or the last line of its log if it crashed "
+        "before it could)",
         "read the quoted error; for more, `kubectl logs NAME-head` (kept until the TTL); fix and create a new "
         "job; list transient codes in `retryableExitCodes`",
+    ),
+    Reason.TRAINER_WARNING: ReasonDoc(
+        "Event, `status.progress.warnings`",
+        "the driver warns while training goes on: the data holds fewer samples than `steps x globalBatchSize` "
+        "and repeats (`the data repeats N times (epochs)`), or a node's groups were lost 3 times in a row "
+        "(`group failing: node ...`)",
+        "check the data file is complete; for a failing node, its pod's log and `kubectl describe pod`",
     ),
     Reason.BACKOFF_LIMIT_EXCEEDED: ReasonDoc(
         "`Failed`",

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from elastrain_trainer.config import ConfigModel
+from elastrain_trainer.config.progress import MAX_WARNINGS
 
 _MAX_REASON = 128
 _MAX_MESSAGE = 32768
@@ -75,6 +76,9 @@ class ProgressStatus(ConfigModel):
     """Training throughput over the last steps, all workers together."""
     last_checkpoint_step: int | None = Field(None, ge=0)
     """Step of the newest complete durable checkpoint."""
+    warnings: list[str] | None = Field(None, max_length=MAX_WARNINGS)
+    """What the driver warns about while training goes on (data that repeats, a node whose groups keep
+    failing), oldest first; each one is also a TrainerWarning Event."""
 
 
 class ExportStatus(ConfigModel):

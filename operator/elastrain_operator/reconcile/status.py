@@ -156,6 +156,7 @@ def progress_from(report: ProgressReport) -> ProgressStatus:
         loss=round(report.loss, 4) if report.loss is not None else None,
         tokens_per_second=round(report.tokens_per_second) if report.tokens_per_second is not None else None,
         last_checkpoint_step=report.last_checkpoint_step,
+        warnings=list(report.warnings) or None,
     )
 
 
@@ -169,14 +170,19 @@ def export_from(report: ProgressReport) -> ExportStatus | None:
 def transition_notes(
     prior: TrainingJobStatus | None, decision: Decision, new: TrainingJobStatus | None = None
 ) -> tuple[Note, ...]:
-    """Events for this round: the decision's own, one for a phase change, and one when the new status
-    says a worker cannot be placed (ScaleUpBlocked turned True), with the scheduler's message."""
+    """Events for this round: the decision's own, one for a phase change, one per warning of the driver's
+    not in the prior status (TrainerWarning), and one when the new status says a worker cannot be placed
+    (ScaleUpBlocked turned True), with the scheduler's message."""
     notes = list(decision.notes)
     before = prior.phase if prior is not None else None
     if before != decision.phase:
         kind = "Warning" if decision.phase is JobPhase.FAILED else "Normal"
         origin = before.value if before is not None else "new"
         notes.append(Note(kind, decision.reason, f"{origin} -> {decision.phase.value}: {decision.message}"))
+    seen = set((prior.progress.warnings if prior is not None and prior.progress else None) or [])
+    for warning in (new.progress.warnings if new is not None and new.progress else None) or []:
+        if warning not in seen:
+            notes.append(Note("Warning", Reason.TRAINER_WARNING, warning))
     blocked = _true_condition(new, ConditionType.SCALE_UP_BLOCKED)
     if blocked is not None and _true_condition(prior, ConditionType.SCALE_UP_BLOCKED) is None:
         notes.append(Note("Warning", Reason.UNSCHEDULABLE, blocked.message or "a worker pod cannot be scheduled"))

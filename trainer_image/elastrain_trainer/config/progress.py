@@ -16,6 +16,8 @@ from elastrain_trainer.config.base import ConfigModel
 
 #: The path the head's progress server answers on.
 PROGRESS_PATH = "/progress"
+#: Warnings a report carries at most (the oldest are kept: they are the first signs).
+MAX_WARNINGS = 10
 
 
 class TrainerState(StrEnum):
@@ -56,3 +58,6 @@ class ProgressReport(ConfigModel):
     """Step of the exported weights."""
     message: str = ""
     """Why the driver failed, when state is Failed."""
+    warnings: list[str] = Field(default_factory=list, max_length=MAX_WARNINGS)
+    """What the driver warns about while training goes on (data that repeats, a node whose groups keep
+    failing), oldest first, each once; the operator turns each new one into a Warning Event."""

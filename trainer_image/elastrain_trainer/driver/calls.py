@@ -28,7 +28,8 @@ class EventSink(Protocol):
 class LoseGroup(Protocol):
     """Kills a group and gives back its pieces (``Driver.lose_group``)."""
 
-    def __call__(self, group_id: str, *, reason: str) -> None: ...
+    def __call__(self, group_id: str, *, reason: str, error: BaseException | None = None) -> None:
+        """``error``: what a step call (quorum or train) raised, counted towards the crash-loop limit."""
 
 
 def collect(group: GroupHandle, refs: list[Any], phase: str, *, lose_group: LoseGroup) -> list[Any] | None:
@@ -37,8 +38,12 @@ def collect(group: GroupHandle, refs: list[Any], phase: str, *, lose_group: Lose
     for ref in done:
         try:
             ray.get(ref)
-        except (RayActorError, RayTaskError) as error:
-            lose_group(group.group_id, reason=f"{phase} failed: {type(error).__name__}")
+        except RayTaskError as error:
+            # The trainer's own code raised: an error that may come back every time (counted by the driver).
+            lose_group(group.group_id, reason=f"{phase} failed: {describe_cause(error)}", error=error)
+            return None
+        except RayActorError as error:
+            lose_group(group.group_id, reason=f"{phase} failed: {type(error).__name__} (the rank process died)")
             return None
     if len(done) < len(refs):
         return None

@@ -10,6 +10,12 @@ Each step has two phases, both Ray calls on every rank of every ready group:
 A group whose rank dies is killed whole and restarted on its node if the node is still there; a
 new node gets a new group. When no group is left, new groups resume from the newest readable
 durable checkpoint (:mod:`~elastrain_trainer.driver.restore`).
+
+Before any group starts, the data is checked (:mod:`~elastrain_trainer.data.checks`): bad data
+stops the driver at once with a :class:`~elastrain_trainer.errors.SpecError`. Groups whose set-up
+or steps keep raising with no step committed stop it too (:mod:`~elastrain_trainer.driver.setup_errors`,
+:mod:`~elastrain_trainer.driver.step_errors`). Every event is a line in the log as it happens
+(:mod:`~elastrain_trainer.driver.story`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from elastrain_trainer.checkpoint import CheckpointStore
 from elastrain_trainer.compression import StrengthController
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples, split_samples
+from elastrain_trainer.data.checks import DataReport, check_data
 from elastrain_trainer.driver import train
 from elastrain_trainer.driver.calls import (
     fingerprint_groups,
@@ -35,14 +42,25 @@ from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
 from elastrain_trainer.driver.quorum import form_quorum
-from elastrain_trainer.driver.restore import decide_resume, handle_state_lost
+from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
 from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
+from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
+from elastrain_trainer.driver.story import StoryLog
 from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
 
-__all__ = ["POLL_SECONDS", "Driver", "DriverOptions", "ExitAfterReduce", "GroupSetupError", "Hook", "RunResult"]
+__all__ = [
+    "POLL_SECONDS",
+    "Driver",
+    "DriverOptions",
+    "ExitAfterReduce",
+    "GroupSetupError",
+    "Hook",
+    "RunResult",
+    "StepFailureError",
+]
 
 #: Seconds between polls while waiting for groups to start.
 POLL_SECONDS = 0.05
@@ -51,10 +69,24 @@ Hook = Callable[["Driver", int], None]
 
 
 class Driver:
-    def __init__(self, cfg: TrainerConfig, options: DriverOptions, *, pods: RayNodePods | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainerConfig,
+        options: DriverOptions,
+        *,
+        pods: RayNodePods | None = None,
+        data_report: DataReport | None = None,
+    ) -> None:
+        """``data_report``: the data was checked already (by the head, before Ray started); else it is here."""
         self.cfg = cfg
         self.cfg_json = cfg.model_dump_json()
         self.options = options
+        self.start_time = time.monotonic()
+        self.step = 0
+        self.events: list[dict[str, Any]] = []
+        self.story = StoryLog()
+        """The events as log lines, as they happen (what ``kubectl logs`` on the head shows)."""
+        self.data_report: DataReport | None = self._check_data(data_report)
         self.pods = pods or RayNodePods()
         self.lighthouse = Lighthouse(options.lighthouse)
         self.store = (
@@ -65,20 +97,31 @@ class Driver:
         self.ledger = self._fresh_ledger()
         self.groups: dict[str, GroupHandle] = {}
         self.throughput: dict[str, float | None] = {}
-        self.step = 0
         self.last_checkpoint = 0
         self.metrics: list[StepMetrics] = []
         self.committed: list[dict[str, list[Piece]]] = []
-        self.events: list[dict[str, Any]] = []
         self.compression = StrengthController.from_config(cfg.compression)
         """The dynamic compression policy across groups (None when off). Not in the checkpoint record:
         a new driver starts from the configured strength."""
         self._serial = 0
         self.setup_errors: list[str] = []
         """What group set-up raised since the last committed step (see :func:`decide_setup_give_up`)."""
+        self.step_errors: list[str] = []
+        """What groups' steps raised since the last committed step (see :func:`decide_step_give_up`)."""
+        self.node_losses: dict[str, int] = {}
+        """Per node, groups lost in a row with no commit by one of its groups (see :func:`decide_failing_report`)."""
+        self.node_reported: set[str] = set()
         self._training_step: int | None = None
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
-        self.start_time = time.monotonic()
+
+    def _check_data(self, report: DataReport | None) -> DataReport | None:
+        """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
+        report = report or check_data(self.cfg)
+        if report is not None:
+            self.event("data_checked", report=report.describe())
+            for warning in report.warnings:
+                self.event("data_warning", message=warning)
+        return report
 
     def _fresh_ledger(self) -> ShardLedger:
         return ShardLedger(
@@ -89,7 +132,9 @@ class Driver:
         )
 
     def event(self, kind: str, **data: Any) -> None:
-        self.events.append({"kind": kind, "step": self.step, "time": time.monotonic() - self.start_time, **data})
+        record = {"kind": kind, "step": self.step, "time": time.monotonic() - self.start_time, **data}
+        self.events.append(record)
+        self.story.record(kind, record, now=time.monotonic())
 
     # -- groups -------------------------------------------------------------------------------
 
@@ -139,7 +184,7 @@ class Driver:
         self.step = resume.step
         return resume.resume_step
 
-    def lose_group(self, group_id: str, *, reason: str) -> None:
+    def lose_group(self, group_id: str, *, reason: str, error: BaseException | None = None) -> None:
         group = self.groups.pop(group_id, None)
         if group is None:
             return
@@ -148,12 +193,30 @@ class Driver:
         # Lost while training a step: its pieces of that step are settled with the step (see driver/train.py).
         self.ledger.give_back_group(group_id, during_step=self._training_step)
         self.event("group_lost", group=group_id, reason=reason, during_step=self._training_step)
+        if error is not None:
+            cause = reason.split(": ", 1)[-1]
+            self.story.traceback(cause, str(error))
+            self.step_errors.append(f"{group_id}: {cause}")
+        if reason != STATE_LOST_REASON:  # the driver's decision to restore, not the group's failure
+            self._count_node_loss(group.node_id, reason)
+
+    def _give_up_on_step_errors(self) -> None:
+        give_up = decide_step_give_up(self.step_errors, limit=self.options.max_step_errors)
+        if give_up is not None:
+            self.event("steps_given_up", message=give_up, errors=list(self.step_errors))
+            raise StepFailureError(give_up)
+
+    def _count_node_loss(self, node_id: str, reason: str) -> None:
+        losses = self.node_losses[node_id] = self.node_losses.get(node_id, 0) + 1
+        if decide_failing_report(losses, reported=node_id in self.node_reported):
+            self.node_reported.add(node_id)
+            self.event("group_failing", node=node_id, losses=losses, reason=reason)
 
     def _poll_setup(self) -> None:
         self.setup_errors += poll_setup(self.groups, lose_group=self.lose_group, event=self.event)
         give_up = decide_setup_give_up(self.setup_errors, limit=self.options.max_setup_errors)
         if give_up is not None:
-            self.event("setup_given_up", errors=list(self.setup_errors))
+            self.event("setup_given_up", message=give_up, errors=list(self.setup_errors))
             raise GroupSetupError(give_up)
 
     # -- a step -------------------------------------------------------------------------------
@@ -203,6 +266,12 @@ class Driver:
             self.step = step + 1
             # Training goes on: a node whose groups keep failing set-up costs only its own share.
             self.setup_errors.clear()
+            self.step_errors.clear()
+            for group_id in outcome.results:
+                node_id = self.groups[group_id].node_id if group_id in self.groups else None
+                if node_id is not None:
+                    self.node_losses.pop(node_id, None)
+                    self.node_reported.discard(node_id)
         train.record_group_results(outcome, throughput=self.throughput, event=self.event)
         due = outcome.committed and eval_due(
             self.step, interval=self.cfg.eval_interval_steps, eval_samples=len(self.eval_range), steps=self.cfg.steps
@@ -240,6 +309,7 @@ class Driver:
             attempts += 1
             if hook is not None:
                 hook(self, self.step)
+            self._give_up_on_step_errors()
             self.reconcile()
             self._poll_setup()
             ready = sum(1 for g in self.groups.values() if g.ready)

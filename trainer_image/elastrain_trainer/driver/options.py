@@ -24,6 +24,21 @@ class ExitAfterReduce:
 
 
 @dataclass(frozen=True)
+class RaiseInStep:
+    """Fault injection: every rank of a group on ``node_id`` (any node when None) raises in its steps.
+
+    Steps listed in ``steps`` only (every step when None). The error is the one an embedding raises on
+    an out-of-range token id, so the crash-loop limit and its message are tested on a real group.
+    """
+
+    node_id: str | None = None
+    steps: frozenset[int] | None = None
+
+    def applies(self, *, node_id: str, step: int) -> bool:
+        return (self.node_id is None or self.node_id == node_id) and (self.steps is None or step in self.steps)
+
+
+@dataclass(frozen=True)
 class DriverOptions:
     """What the TrainingJob's checkpoint and runtime sections say (not part of TrainerConfig)."""
 
@@ -39,6 +54,9 @@ class DriverOptions:
     max_attempts: int = 10000
     max_setup_errors: int = 6
     """Group set-ups that raise, with no step committed in between, before the driver stops (0: never)."""
+    max_step_errors: int = 6
+    """Step calls (quorum or train) that raise, with no step committed in between, before the driver stops
+    (0: never). The head reads it from ``ELASTRAIN_MAX_STEP_ERRORS`` (set through ``spec.pod`` env)."""
     start_groups: int = 1
     """Groups that must be ready before the first step of a fresh start (e.g. elastic.minReplicas)."""
     group_delays: dict[str, float] = field(default_factory=dict)
@@ -47,6 +65,8 @@ class DriverOptions:
     """Artificial per-step slowdown of every group (local mode: watch resizes on a fast model)."""
     exit_after_reduce: ExitAfterReduce | None = None
     """Fault-injection seam for tests and chaos drills: one group's ranks exit after one step's all-reduce."""
+    raise_in_step: RaiseInStep | None = None
+    """Fault-injection seam for tests and chaos drills: groups' ranks raise in their steps (a crash loop)."""
 
     def worker_kwargs(self) -> dict[str, Any]:
         """What every rank worker of every group is told: checkpointing and fault timeouts."""

@@ -20,6 +20,9 @@ from elastrain_trainer.driver.calls import EventSink, LoseGroup
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.group import QuorumInfo
 
+#: Why the driver drops fresh groups when the trained state is lost: to restart them from a checkpoint.
+STATE_LOST_REASON = "state lost: restart from checkpoint"
+
 Event = tuple[str, dict[str, Any]]
 """A driver event to record: its kind and data."""
 
@@ -84,7 +87,7 @@ def handle_state_lost(
     event("state_lost", quorum_step=newest, groups=sorted(members))
     if store is not None and store.newest_readable() is not None:
         for group_id in list(groups):
-            lose_group(group_id, reason="state lost: restart from checkpoint")
+            lose_group(group_id, reason=STATE_LOST_REASON)
         return None
     event("restart_from_scratch", lost_step=step)
     return newest

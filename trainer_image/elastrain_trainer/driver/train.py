@@ -59,6 +59,7 @@ def plan_train(
     ledger_state = ledger.state_dict() if checkpoint_group else None
     assignment = ledger.assign(step, plan.shares)
     fault = options.exit_after_reduce
+    raising = options.raise_in_step
     plans = {
         group_id: StepPlan(
             step=step,
@@ -70,6 +71,7 @@ def plan_train(
             delay_seconds=options.step_delay + options.group_delays.get(groups[group_id].node_id, 0.0),
             compression_strength=strength,
             exit_after_reduce=fault == ExitAfterReduce(group_id, step),
+            raise_in_step=raising is not None and raising.applies(node_id=groups[group_id].node_id, step=step),
         )
         for group_id in members
     }

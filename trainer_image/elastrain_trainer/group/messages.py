@@ -50,6 +50,9 @@ class StepPlan:
     exit_after_reduce: bool = False
     """Fault-injection seam for tests and chaos drills: every rank exits (``os._exit(1)``) once the step's
     cross-group reduction has finished, before it resolves; the survivors' update holds this group's gradient."""
+    raise_in_step: bool = False
+    """Fault-injection seam for tests and chaos drills: every rank raises, before its forward, the
+    ``IndexError`` an embedding raises on a token id out of its range (a crash loop's usual cause)."""
 
 
 @dataclass(frozen=True)

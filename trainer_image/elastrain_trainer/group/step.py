@@ -89,6 +89,8 @@ class StepRunner:
         if isinstance(self.reduce, ManagedCodecReduce):
             self.reduce.set_strength(plan.compression_strength)  # before backward: its hooks reduce at this strength
         self.clock.restart()
+        if plan.raise_in_step:
+            raise IndexError("index out of range in self")  # fault injection: what torch's embedding says
         loss_sum = self._forward_backward(mine, scale)
         if plan.delay_seconds:
             time.sleep(plan.delay_seconds)

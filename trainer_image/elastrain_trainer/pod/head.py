@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -23,6 +25,7 @@ from typing import Any
 
 from elastrain_trainer.config.podenv import PodContract
 from elastrain_trainer.config.progress import TrainerState
+from elastrain_trainer.errors import SpecError
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
 from elastrain_trainer.pod.raynode import connect, head_argv, node_ip, start_ray, stop_ray, temp_dir_for
 from elastrain_trainer.pod.summary import build_summary, summary_path, write_summary
@@ -35,16 +38,40 @@ RAY_START_TIMEOUT = 120.0
 FINAL_READ_TIMEOUT = 60.0
 #: Log a progress line at most this often.
 LOG_EVERY_SECONDS = 5.0
+#: Environment variable (set through spec.pod env) overriding DriverOptions.max_step_errors.
+MAX_STEP_ERRORS_ENV = "ELASTRAIN_MAX_STEP_ERRORS"
+#: Errors whose message is the whole story (field, value, fix): quoted without the Python type's name.
+_WORDED_ERRORS = ("SpecError", "GroupSetupError", "StepFailureError")
 
 
-def checkpoint_path(location: str) -> str:
-    """A filesystem path from the checkpoint location (a PVC mount path or a file:// URI)."""
+def failure_message(err: BaseException) -> str:
+    """What the head says about the error that stopped it: a worded error as it is, else ``Type: message``."""
+    if isinstance(err, SpecError) or type(err).__name__ in _WORDED_ERRORS:
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def max_step_errors(env: Mapping[str, str] = os.environ, default: int = 6) -> int:
+    """The crash-loop limit: ``ELASTRAIN_MAX_STEP_ERRORS`` if set to a whole number >= 0 (0: never give up)."""
+    value = env.get(MAX_STEP_ERRORS_ENV, "").strip()
+    if value.isdigit():
+        return int(value)
+    if value:
+        log.warning("%s=%r is not a whole number >= 0; using %d", MAX_STEP_ERRORS_ENV, value, default)
+    return default
+
+
+def checkpoint_path(location: str, *, field: str = "spec.checkpoint.uri") -> str:
+    """A filesystem path from a checkpoint or export location (a PVC mount path or a file:// URI)."""
     if location.startswith("file://"):
         return location.removeprefix("file://")
     if "://" in location:
-        raise ValueError(
-            f"checkpoint location {location!r}: this trainer writes checkpoints to a filesystem path only; "
-            "set spec.checkpoint.uri to file:///a/shared/path or use spec.checkpoint.pvc"
+        parent = field.rsplit(".", 1)[0]
+        raise SpecError(
+            field,
+            location,
+            "this trainer writes to a filesystem path only",
+            f"set {field} to file:///a/shared/path or use {parent}.pvc",
         )
     return location
 
@@ -65,32 +92,38 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_head(contract: PodContract) -> int:
+    from elastrain_trainer.data.checks import check_data
     from elastrain_trainer.driver import Driver, DriverOptions
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
+    from elastrain_trainer.driver.story import warnings_of
     from elastrain_trainer.metrics import StepMetrics
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)  # a deleted pod stops Ray on the way out
     ip = node_ip(contract)
     cfg = contract.trainer
     checkpoint = contract.checkpoint
-    checkpoint_dir = checkpoint_path(checkpoint.location) if checkpoint else None
-    options = DriverOptions(
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
-        checkpoint_keep=checkpoint.keep if checkpoint else 3,
-        async_checkpoint=checkpoint.async_save if checkpoint else True,
-        export_dir=checkpoint_path(contract.export.location) if contract.export else None,
-        lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
-        start_groups=contract.min_workers,
-    )
     board = ProgressBoard(cfg.steps)
     server = ProgressServer(board, ip, contract.progress_port)
-    ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
+    ray_process: subprocess.Popen[bytes] | None = None
     driver: Any = None
     code = 1
     try:
+        checkpoint_dir = checkpoint_path(checkpoint.location) if checkpoint else None
+        options = DriverOptions(
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
+            checkpoint_keep=checkpoint.keep if checkpoint else 3,
+            async_checkpoint=checkpoint.async_save if checkpoint else True,
+            export_dir=checkpoint_path(contract.export.location, field="spec.export.uri") if contract.export else None,
+            lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
+            start_groups=contract.min_workers,
+            max_step_errors=max_step_errors(),
+        )
+        data_report = check_data(cfg)  # before Ray starts: bad data fails the job in seconds
+        ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
-        driver = Driver(cfg, options)
+        driver = Driver(cfg, options, data_report=data_report)
+        board.update(warnings=warnings_of(driver.events))  # data warnings: before the first step
         log.info(
             "driver up: lighthouse %s, waiting for %d worker pod(s)", driver.lighthouse.address, options.start_groups
         )
@@ -101,6 +134,7 @@ def run_head(contract: PodContract) -> int:
             if not m.committed:
                 return
             board.update(
+                warnings=warnings_of(driver.events),
                 state=TrainerState.TRAINING,
                 step=m.step,
                 loss=m.loss,
@@ -153,8 +187,10 @@ def run_head(contract: PodContract) -> int:
         else:
             board.update(state=TrainerState.FAILED, message=f"stopped at step {result.step} of {cfg.steps}")
     except Exception as err:
-        traceback.print_exc()
-        board.update(state=TrainerState.FAILED, message=f"{type(err).__name__}: {err}"[:500])
+        if not isinstance(err, SpecError):  # a worded error says it all; any other needs its traceback
+            traceback.print_exc()
+        log.error("driver stopped: %s", failure_message(err))
+        board.update(state=TrainerState.FAILED, message=failure_message(err)[:500])
     finally:
         if code != 0:  # why, for the container status and so for the job's Failed condition
             write_termination_message(f"trainer: {board.get().message or 'the driver stopped'}")
@@ -166,7 +202,8 @@ def run_head(contract: PodContract) -> int:
         import ray
 
         ray.shutdown()
-        stop_ray(ray_process)
+        if ray_process is not None:
+            stop_ray(ray_process)
         server.shutdown()
     return code
 
