@@ -88,6 +88,13 @@ def load_hf_config(cfg: ModelConfig) -> Any:
             f"the model has {positions} positions, fewer than seqLen",
             f"set seqLen to at most {positions}",
         )
+    if int(config.vocab_size) < cfg.vocab_size:
+        raise SpecError(
+            "spec.trainer.model.vocabSize",
+            cfg.vocab_size,
+            f"the data's token ids run up to vocabSize but the model has only {config.vocab_size} tokens",
+            f"set vocabSize to at most {config.vocab_size}",
+        )
     config.use_cache = False
     return config
 
