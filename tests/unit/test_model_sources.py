@@ -48,7 +48,7 @@ def hf_config(model: dict[str, Any], **extra: Any) -> TrainerConfig:
 def test_huggingface_blocks_are_the_decoder_layers_on_meta(arch: str) -> None:
     fields = ARCHITECTURES[arch]
     built = build_built_model(hf_config({"config": {"model_type": arch, **fields}}))
-    layers = fields.get("num_hidden_layers", fields.get("n_layer"))
+    layers = int(fields.get("num_hidden_layers", fields.get("n_layer", 0)))
     assert [type(b).__name__ for b in built.blocks] == [BLOCK_CLASS[arch]] * layers
     assert built.on_meta and built.init is not None and built.pretrained is None
     assert built.vocab_size == 128
@@ -68,17 +68,19 @@ def test_find_blocks_takes_the_outermost_match_in_order() -> None:
             super().__init__()
             self.inner = Inner()
 
-    root = nn.Sequential(nn.Linear(2, 2), nn.ModuleList([Layer(), Layer()]), Layer())
+    layers = [Layer(), Layer(), Layer()]
+    root = nn.Sequential(nn.Linear(2, 2), nn.ModuleList(layers[:2]), layers[2])
     found = find_blocks(root, {"Layer", "Inner"})
-    assert found == [root[1][0], root[1][1], root[2]]
+    assert found == layers
     assert find_blocks(root, {"Missing"}) == []
 
 
 def test_replace_submodule_swaps_in_place_and_refuses_strangers() -> None:
-    root = nn.Sequential(nn.Linear(2, 2), nn.ModuleList([nn.Linear(2, 2)]))
-    old, new = root[1][0], nn.Identity()
+    old, new = nn.Linear(2, 2), nn.Identity()
+    inner = nn.ModuleList([old])
+    root = nn.Sequential(nn.Linear(2, 2), inner)
     replace_submodule(root, old, new)
-    assert root[1][0] is new
+    assert inner[0] is new
     with pytest.raises(ValueError, match="not a submodule"):
         replace_submodule(root, old, nn.Identity())
 
@@ -129,7 +131,7 @@ def test_entrypoint_import_errors_name_the_field(tmp_path: Path, monkeypatch: py
     sys.modules.pop("broken_model_mod", None)
 
 
-def _model() -> nn.Module:
+def _model() -> nn.Sequential:
     return nn.Sequential(nn.Embedding(8, 4), nn.Linear(4, 4), nn.Linear(4, 8))
 
 
@@ -164,13 +166,13 @@ def test_huggingface_config_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as err:
         build_built_model(hf_config({"config": {"hidden_size": 32}}))
     assert err.value.field == "spec.trainer.model.huggingface.config.model_type"
-    with pytest.raises(SpecError, match="no config.json") as err:
+    with pytest.raises(SpecError, match=r"no config\.json") as err:
         build_built_model(hf_config({"path": str(tmp_path / "absent")}))
     assert err.value.field == "spec.trainer.model.huggingface.path"
     from transformers import LlamaConfig
 
     LlamaConfig(**ARCHITECTURES["llama"], max_position_embeddings=8).save_pretrained(str(tmp_path))
-    with pytest.raises(SpecError, match="no \\*.safetensors") as err:
+    with pytest.raises(SpecError, match=r"no \*\.safetensors") as err:
         build_built_model(hf_config({"path": str(tmp_path), "weights": True}))
     assert err.value.field == "spec.trainer.model.huggingface.path"
     with pytest.raises(SpecError, match="8 positions") as err:
