@@ -6,6 +6,7 @@ architectures from tiny configs the test writes, each must yield one block per d
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,30 @@ def test_huggingface_config_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="only 128 tokens") as err:
         build_built_model(hf_config({"config": {"model_type": "llama", **ARCHITECTURES["llama"]}}, vocabSize=200))
     assert err.value.field == "spec.trainer.model.vocabSize"
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python-model"
+
+
+def test_the_python_model_example_parses_and_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/python-model: the manifest is a valid TrainingJob and its entrypoint honours the contract."""
+    import yaml
+
+    from elastrain_operator.api import parse_trainingjob
+
+    job = parse_trainingjob(yaml.safe_load((EXAMPLE / "trainingjob.yaml").read_text()))
+    cfg = TrainerConfig.model_validate(job.spec.trainer.model_dump(mode="json", by_alias=True))
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    built = build_built_model(cfg)
+    assert built.on_meta and len(built.blocks) == 2
+    from elastrain_trainer.models import materialize
+
+    materialize(built, seed=cfg.seed)
+    assert not built.on_meta
+    tokens = torch.randint(0, cfg.model.vocab_size, (2, cfg.model.seq_len))
+    logits = built.logits(tokens)
+    assert logits.shape == (2, cfg.model.seq_len, cfg.model.vocab_size)
+    # Small initial weights: the loss per token is about ln(vocab) (the z-loss adds a little).
+    per_token = float(built.loss(logits, tokens).detach()) / tokens.numel()
+    assert per_token == pytest.approx(math.log(cfg.model.vocab_size), rel=0.05)
+    sys.modules.pop("tiny_llama", None)
