@@ -183,19 +183,25 @@ def test_python_entrypoint_model_trains_and_checkpoints(user_pods: LocalCluster,
     )
     driver = Driver(
         cfg,
-        fast_options(checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_interval=3, export_dir=str(tmp_path / "out")),
+        fast_options(
+            checkpoint_dir=str(tmp_path / "ckpt"),
+            checkpoint_interval=3,
+            export_dir=str(tmp_path / "out"),
+            start_groups=2,
+        ),
     )
     try:
         result = driver.run()
         fingerprints = driver.fingerprints()
     finally:
         driver.shutdown()
-    assert result.step == cfg.steps
+    events = "\n".join(map(str, result.events))
+    assert result.step == cfg.steps, events
     committed = [m for m in result.metrics if m.committed]
     # The user's loss (kwargs scale 2) on small initial logits: about 2 ln(vocab) per token.
-    assert committed[0].loss == pytest.approx(scale * math.log(64), rel=0.05)
+    assert committed[0].loss == pytest.approx(scale * math.log(64), rel=0.05), events
     # Groups built on meta and initialised from the seed start (and stay) bit-identical.
-    assert len(fingerprints) == 2
+    assert len(fingerprints) == 2, events
     first, second = fingerprints.values()
     assert_bit_identical(first, second)
     store = CheckpointStore(tmp_path / "ckpt")
