@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
+from torch.multiprocessing.spawn import start_processes
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.models import build_built_model, materialize
@@ -66,6 +66,6 @@ def _rank(rank: int, world: int, rendezvous: str, model_dir: str, out: str) -> N
 
 def spawn(world: int, model_dir: Path, out: Path) -> None:
     rendezvous = Path(tempfile.mkdtemp(dir=out.parent, prefix="rendezvous-")) / "store"
-    mp.start_processes(
+    start_processes(  # type: ignore[no-untyped-call]
         _rank, args=(world, str(rendezvous), str(model_dir), str(out)), nprocs=world, start_method="spawn"
     )

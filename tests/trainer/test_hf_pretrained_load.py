@@ -27,9 +27,11 @@ def save_tiny_llama(directory: Path, *, seed: int = 0) -> torch.nn.Module:
         max_position_embeddings=64,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config)
+    model.train(False)
     model.save_pretrained(str(directory))
-    return model
+    module: torch.nn.Module = model
+    return module
 
 
 def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_path: Path) -> None:

@@ -66,7 +66,8 @@ def save_pretrained_llama(directory: Path) -> Any:
         max_position_embeddings=64,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config)
+    model.train(False)
     model.save_pretrained(str(directory))
     train_tokenizer(directory, vocab_size=VOCAB)  # a model directory with its tokenizer, as on the Hub
     return model
@@ -149,10 +150,12 @@ def test_pretrained_llama_trains_heals_and_exports(user_pods: LocalCluster, tmp_
     assert result.export_path == str(tmp_path / "export" / "final")
     files = {p.name for p in Path(result.export_path).iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= files
-    loaded = AutoModelForCausalLM.from_pretrained(result.export_path).eval()
+    loaded = AutoModelForCausalLM.from_pretrained(result.export_path)
+    loaded.train(False)
     assert AutoTokenizer.from_pretrained(result.export_path).eos_token == "<|endoftext|>"
     trained = {k.replace(WRAPPER, ""): v for k, v in full_parameters(fingerprints[survivor]).items()}
-    reference = AutoModelForCausalLM.from_pretrained(str(tmp_path / "llama")).eval()
+    reference = AutoModelForCausalLM.from_pretrained(str(tmp_path / "llama"))
+    reference.train(False)
     reference.load_state_dict(trained, strict=False)
     assert not torch.equal(trained["model.embed_tokens.weight"], pretrained.model.embed_tokens.weight)
     trained["lm_head.weight"] = trained["model.embed_tokens.weight"]  # tied: one parameter, listed once
@@ -206,9 +209,9 @@ def test_python_entrypoint_model_trains_and_checkpoints(user_pods: LocalCluster,
     assert_bit_identical(first, second)
     store = CheckpointStore(tmp_path / "ckpt")
     assert store.steps()[-1] == cfg.steps
-    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.filesystem import FileSystemReader
 
-    keys = set(dcp.FileSystemReader(str(store.step_dir(cfg.steps))).read_metadata().state_dict_metadata)
+    keys = set(FileSystemReader(str(store.step_dir(cfg.steps))).read_metadata().state_dict_metadata)
     model_keys = {k.removeprefix("model.") for k in keys if k.startswith("model.")}
     assert {"embed.weight", "head.weight", "layers.0.up.weight", "layers.1.down.bias"} <= model_keys
     # Without a Hugging Face architecture the export is elastrain's format (documented in docs/models.md).

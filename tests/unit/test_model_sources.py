@@ -201,7 +201,8 @@ def test_the_python_model_example_parses_and_builds(monkeypatch: pytest.MonkeyPa
     from elastrain_trainer.models import materialize
 
     materialize(built, seed=cfg.seed)
-    assert not built.on_meta
+    materialised = not built.on_meta
+    assert materialised
     tokens = torch.randint(0, cfg.model.vocab_size, (2, cfg.model.seq_len))
     logits = built.logits(tokens)
     assert logits.shape == (2, cfg.model.seq_len, cfg.model.vocab_size)
