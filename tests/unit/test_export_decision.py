@@ -27,3 +27,10 @@ def group(group_id: str, *, ready: bool) -> GroupHandle:
 def test_decide_export_group(groups: dict[str, bool], step: int, expected: str | None) -> None:
     handles = {g: group(g, ready=ready) for g, ready in groups.items()}
     assert decide_export_group(handles, step=step, total_steps=10) == expected
+
+
+def test_local_train_takes_an_export_dir() -> None:
+    from elastrain_trainer.cli import build_parser
+
+    assert build_parser().parse_args(["train", "job.yaml", "--export-dir", "/tmp/out"]).export_dir == "/tmp/out"
+    assert build_parser().parse_args(["train", "job.yaml"]).export_dir is None
