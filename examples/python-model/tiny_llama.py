@@ -85,7 +85,7 @@ class TinyLlama(nn.Module):
 
     def reset_parameters(self) -> None:
         """Runs last: the model's own init, and the rotary tables (non-persistent buffers start empty)."""
-        for name, param in self.named_parameters():
+        for param in self.parameters():
             if param.dim() == 2:
                 nn.init.normal_(param, std=0.02)
         inv = 1.0 / (10000.0 ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
