@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--add-pod-at", type=int, action="append", default=[], help="add a pod at this step")
     train.add_argument("--checkpoint-dir", help="durable checkpoints here (default: spec.checkpoint.uri)")
     train.add_argument("--checkpoint-interval", type=int, help="steps between checkpoints")
+    train.add_argument(
+        "--export-dir", help="write the trained model as a Hugging Face model directory DIR/final at the end"
+    )
     train.add_argument("--metrics-out", help="write per-step metrics and events as JSON here")
     train.add_argument(
         "--step-delay", type=float, default=0.0, help="slow every step down by this many seconds (to watch resizes)"
@@ -103,6 +106,7 @@ def train(args: argparse.Namespace) -> int:
         checkpoint_keep=job.checkpoint_keep,
         async_checkpoint=job.async_checkpoint,
         step_delay=args.step_delay,
+        export_dir=args.export_dir,
     )
     print(f"elastrain: {job.name}: {pods} pods x {ranks} ranks, {job.trainer.steps} steps", file=sys.stderr)
     cluster = LocalCluster(pods=pods, ranks_per_pod=ranks)
@@ -153,4 +157,6 @@ def train(args: argparse.Namespace) -> int:
         f"finished: step {result.step}/{job.trainer.steps}, epoch 0 trained {audit.trained}/{audit.num_samples} "
         f"samples, duplicated {audit.duplicated}"
     )
+    if result.export_path is not None:
+        print(f"exported: {result.export_path}")
     return 0 if result.step >= job.trainer.steps else 1

@@ -37,6 +37,7 @@ from elastrain_trainer.driver.calls import (
     save_final_checkpoint,
     shutdown_groups,
 )
+from elastrain_trainer.driver.export import decide_export_group, export_group
 from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
@@ -340,6 +341,7 @@ class Driver:
             events=self.events,
             groups=self.groups,
             committed=self.committed,
+            export_path=self.export(),
         )
 
     def flush(self) -> None:
@@ -367,6 +369,15 @@ class Driver:
             return
         self.last_checkpoint = step
         self.event("checkpoint", group=ready[0].group_id, checkpoint_step=step)
+
+    def export(self) -> str | None:
+        """With ``export_dir``, write the trained model there after the last step; its path (event ``exported``)."""
+        if self.options.export_dir is None:
+            return None
+        group_id = decide_export_group(self.groups, step=self.step, total_steps=self.cfg.steps)
+        if group_id is None:
+            return None
+        return export_group(self.groups[group_id], self.options.export_dir, step=self.step, event=self.event)
 
     def fingerprints(self) -> dict[str, list[dict[str, Any]]]:
         """Every ready group's per-rank state (parameters and optimizer shards)."""

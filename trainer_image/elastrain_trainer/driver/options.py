@@ -87,3 +87,5 @@ class RunResult:
     groups: dict[str, GroupHandle]
     committed: list[dict[str, list[Piece]]]
     """Per committed step (in order), the pieces each group trained."""
+    export_path: str | None = None
+    """The exported model directory (``<export_dir>/final``); None without export_dir or if it failed."""

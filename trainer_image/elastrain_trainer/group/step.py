@@ -31,7 +31,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.fsdp import FSDPModule
 from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
-from torch.nn import functional as F  # noqa: N812
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import TokenSamples
@@ -39,6 +38,7 @@ from elastrain_trainer.group.checkpoints import CheckpointWriter
 from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.group.cross_group import CommClock, reduce_replicated_grads
 from elastrain_trainer.group.messages import StepPlan, StepResult
+from elastrain_trainer.models import ForwardFn, LossFn, call_module, next_token_loss
 from elastrain_trainer.parallel import ReduceHook
 from elastrain_trainer.precision import clip_grad_norm, keep_scale, unscale_and_check
 
@@ -65,6 +65,10 @@ class StepRunner:
     checkpoints: CheckpointWriter
     scaler: ShardedGradScaler | None = None
     """fp16 loss scaling; None (bf16, fp32) leaves the step as it was."""
+    forward: ForwardFn = call_module
+    """The model source's forward: logits of a token batch."""
+    loss: LossFn = next_token_loss
+    """The model source's loss, summed over tokens."""
 
     def run(self, plan: StepPlan) -> StepResult:
         """Forward and backward on this rank's part of the group's samples; step if the quorum commits."""
@@ -176,8 +180,7 @@ class StepRunner:
             # Every rank must run the same collectives: an empty chunk runs one sample with weight 0.
             weight = scale if len(chunk) else 0.0
             inputs, targets = self.samples.batch(chunk.tolist() if len(chunk) else [0])
-            logits = self.model(inputs)
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum")
+            loss = self.loss(self.forward(self.model, inputs), targets)
             scaled = loss * weight
             if self.scaler is not None:
                 scaled = self.scaler.scale(scaled)

@@ -29,6 +29,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from elastrain_trainer.checkpoint import CheckpointStore, TrainState, load_train_state
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples
+from elastrain_trainer.export import export_model
 from elastrain_trainer.group.checkpoints import CheckpointWriter, load_scaler_state
 from elastrain_trainer.group.cross_group import CommClock, attach_cross_group_reduce
 from elastrain_trainer.group.evaluate import evaluate_loss
@@ -37,7 +38,7 @@ from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, StepPlan,
 from elastrain_trainer.group.reduce import ReduceFactory, select_reduce
 from elastrain_trainer.group.state import LiveState
 from elastrain_trainer.group.step import StepRunner
-from elastrain_trainer.models import build_model
+from elastrain_trainer.models import build_built_model, materialize
 from elastrain_trainer.optim import build_lr_scheduler, build_optimizer
 from elastrain_trainer.parallel import parallelize
 from elastrain_trainer.precision import build_grad_scaler
@@ -130,7 +131,10 @@ class RankWorker:
         group = dist.new_group(backend="gloo")
         assert isinstance(group, dist.ProcessGroup)
         self.checkpoint_pg: dist.ProcessGroup = group
-        model = parallelize(build_model(self.cfg.model, seed=self.cfg.seed), self.mesh, self.cfg)
+        # Built on meta (huggingface, python) or whole (builtin); sharded, then each rank fills its shards.
+        self.built = build_built_model(self.cfg)
+        model = parallelize(self.built, self.mesh, self.cfg)
+        materialize(self.built, seed=self.cfg.seed)
         self.model = model
         self.optimizer = build_optimizer(model.parameters(), self.cfg.optimizer)
         self.scheduler = build_lr_scheduler(self.optimizer, self.cfg.lr_schedule, total_steps=self.cfg.steps)
@@ -182,6 +186,8 @@ class RankWorker:
             clock=clock,
             checkpoints=self.checkpoints,
             scaler=self.scaler,
+            forward=self.built.forward,
+            loss=self.built.loss,
         )
         return int(self.manager.current_step())
 
@@ -215,7 +221,16 @@ class RankWorker:
 
     def evaluate(self, start: int, stop: int) -> tuple[float, int]:
         """Loss sum and token count of this rank's part of held-out samples ``[start, stop)``."""
-        return evaluate_loss(self.model, self.samples, start, stop, rank=self.rank, world=self.world)
+        return evaluate_loss(
+            self.model,
+            self.samples,
+            start,
+            stop,
+            rank=self.rank,
+            world=self.world,
+            forward=self.built.forward,
+            loss=self.built.loss,
+        )
 
     # -- checkpoints, inspection, shutdown ----------------------------------------------------
 
@@ -230,6 +245,11 @@ class RankWorker:
         started = self.checkpoints.start(plan)
         finished = self.checkpoints.finish(block=True)
         return finished if finished is not None else started
+
+    def export(self, directory: str) -> str | None:
+        """Write the trained model under ``directory`` (every rank gathers, rank 0 writes); rank 0 returns the path."""
+        self.flush()
+        return export_model(self.built, directory, rank=self.rank, cfg=self.cfg)
 
     def state_fingerprint(self) -> dict[str, Any]:
         """This rank's parameter and optimizer shards, for bit-identity checks."""

@@ -1,0 +1,71 @@
+"""Rank processes of the pretrained-load test (imports neither Ray nor pytest: spawned processes load this).
+
+Each rank builds the Hugging Face model on the meta device, shards it, materialises its shards and
+loads the pretrained safetensors into them; rank 0 saves the logits of a fixed batch and every rank
+reports how much of the model it holds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor
+from torch.multiprocessing.spawn import start_processes
+
+from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.models import build_built_model, materialize
+from elastrain_trainer.parallel import parallelize
+
+SEQ = 16
+VOCAB = 256
+
+
+def hf_trainer_config(model_dir: Path, **model: object) -> TrainerConfig:
+    return TrainerConfig.model_validate(
+        {
+            "model": {
+                "source": "huggingface",
+                "seqLen": SEQ,
+                "vocabSize": VOCAB,
+                "huggingface": {"path": str(model_dir), "weights": True},
+                **model,
+            },
+            "seed": 3,
+        }
+    )
+
+
+def fixed_batch() -> torch.Tensor:
+    return torch.randint(0, VOCAB, (3, SEQ), generator=torch.Generator().manual_seed(11))
+
+
+def _rank(rank: int, world: int, rendezvous: str, model_dir: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        cfg = hf_trainer_config(Path(model_dir))
+        built = build_built_model(cfg)
+        model = parallelize(built, init_device_mesh("cpu", (world,)), cfg)
+        materialize(built, seed=cfg.seed)
+        held = sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in model.parameters())
+        total = sum(p.numel() for p in model.parameters())
+        model.eval()
+        with torch.no_grad():
+            logits = built.logits(fixed_batch())
+        shares = [0] * world
+        dist.all_gather_object(shares, held)
+        if rank == 0:
+            torch.save({"logits": logits, "held": shares, "total": total}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(world: int, model_dir: Path, out: Path) -> None:
+    rendezvous = Path(tempfile.mkdtemp(dir=out.parent, prefix="rendezvous-")) / "store"
+    start_processes(  # type: ignore[no-untyped-call]
+        _rank, args=(world, str(rendezvous), str(model_dir), str(out)), nprocs=world, start_method="spawn"
+    )

@@ -1,0 +1,45 @@
+"""The export at the end of a run: one ready group's ranks gather the model, its rank 0 writes it.
+
+The driver calls :func:`export_group` once training is done (``DriverOptions.export_dir`` set);
+which group exports is :func:`decide_export_group`, a pure choice. The result (the directory's
+path or why it failed) becomes a driver event (``exported`` / ``export_failed``) and
+``RunResult.export_path``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from elastrain_trainer.driver.calls import EventSink, describe_cause
+from elastrain_trainer.driver.groups import GroupHandle
+
+#: Seconds an export may take (gathering a large model onto one rank and writing it is slow).
+EXPORT_TIMEOUT_SECONDS = 3600.0
+
+
+def decide_export_group(groups: Mapping[str, GroupHandle], *, step: int, total_steps: int) -> str | None:
+    """The ready group (first by name) that exports after the last step; None if training did not finish."""
+    ready = sorted(g.group_id for g in groups.values() if g.ready)
+    if step < total_steps or not ready:
+        return None
+    return ready[0]
+
+
+def export_group(
+    group: GroupHandle, directory: str, *, step: int, event: EventSink, timeout_seconds: float = EXPORT_TIMEOUT_SECONDS
+) -> str | None:
+    """Every rank of ``group`` gathers, rank 0 writes ``<directory>/final``; returns its path (None: failed)."""
+    try:
+        paths = ray.get([actor.export.remote(directory) for actor in group.actors], timeout=timeout_seconds)
+    except (RayActorError, RayTaskError, GetTimeoutError) as err:
+        event("export_failed", group=group.group_id, step=step, error=describe_cause(err))
+        return None
+    path = next((p for p in paths if p is not None), None)
+    if path is None:
+        event("export_failed", group=group.group_id, step=step, error="no rank wrote the export")
+        return None
+    event("exported", group=group.group_id, step=step, path=str(path))
+    return str(path)
