@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from tests.textdata import corpus_documents
 
@@ -15,6 +17,7 @@ from elastrain_trainer.data.prepare import (
     normalize,
 )
 from elastrain_trainer.data.prepare.clean import dup_line_fraction, top_ngram_fraction
+from elastrain_trainer.data.prepare.near import shingles
 
 DOC = corpus_documents()[0]
 
@@ -80,3 +83,26 @@ def test_the_index_drops_near_duplicates_and_keeps_distinct_documents() -> None:
     assert not index.admit(minhash_signature(docs[3].upper(), options))  # case and spacing do not count
     assert index.admit(minhash_signature(docs[7][: len(docs[7]) // 2] + docs[8][: len(docs[8]) // 2], options))
     assert index.count == len(docs) + 1
+
+
+def test_lsh_candidates_below_the_threshold_are_kept_and_close_copies_dropped() -> None:
+    """Variants of each corpus document with 3%, 12% or 20% of the words replaced, each against its original."""
+    options = NearOptions()
+    cases: list[tuple[float, bool, bool]] = []  # (true Jaccard, LSH candidate, dropped)
+    for n, base in enumerate(corpus_documents()):
+        words, rng = base.split(), random.Random(n)
+        for fraction in (0.03, 0.12, 0.2):
+            replaced = set(rng.sample(range(len(words)), max(1, int(len(words) * fraction))))
+            variant = " ".join("zz" if i in replaced else w for i, w in enumerate(words))
+            index = NearDuplicateIndex(options)
+            assert index.admit(minhash_signature(base, options))
+            signature = minhash_signature(variant, options)
+            probe = index._probe
+            probe.hashvalues = signature
+            candidate = bool(index.lsh.query(probe))
+            a, b = shingles(base, options.shingle), shingles(variant, options.shingle)
+            cases.append((len(a & b) / len(a | b), candidate, not index.admit(signature)))
+    assert all(j >= 0.7 for j, _, dropped in cases if dropped), "a document well below the threshold was dropped"
+    assert any(candidate and not dropped and j < 0.7 for j, candidate, dropped in cases)  # LSH alone would drop it
+    close = [dropped for j, _, dropped in cases if j >= 0.9]
+    assert len(close) >= 30 and sum(close) >= 0.95 * len(close)
