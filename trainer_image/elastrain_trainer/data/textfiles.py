@@ -9,6 +9,7 @@ one or more blank lines (lines keep their newlines inside a document; the docume
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -52,6 +53,15 @@ def resolve_paths(patterns: Sequence[str], *, field: str = PATHS_FIELD) -> list[
             "mounted from a volume",
         )
     return [Path(p) for p in sorted(found)]
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def detect_format(path: Path, requested: str = "auto", *, field: str = FORMAT_FIELD) -> FileFormat:

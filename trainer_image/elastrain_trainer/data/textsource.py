@@ -20,7 +20,7 @@ import numpy as np
 
 from elastrain_trainer.config.data import TextDataConfig
 from elastrain_trainer.data.packing import load_tokenizer, pack, token_dtype
-from elastrain_trainer.data.textfiles import detect_format, read_documents, resolve_paths
+from elastrain_trainer.data.textfiles import detect_format, file_sha256, read_documents, resolve_paths
 
 #: Where built token arrays are kept (a volume shared by the pod's ranks); overridden by this variable.
 CACHE_ENV = "ELASTRAIN_DATA_CACHE"
@@ -41,14 +41,6 @@ def content_key(text: TextDataConfig, files: list[Path]) -> str:
         digest.update(part.encode() + b"\0")
     for path in [Path(text.tokenizer) / "tokenizer.json", Path(text.tokenizer) / "tokenizer_config.json", *files]:
         digest.update(path.name.encode() + b"\0" + file_sha256(path).encode() if path.exists() else b"-")
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

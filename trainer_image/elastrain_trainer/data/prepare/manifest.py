@@ -16,7 +16,7 @@ import numpy as np
 from elastrain_trainer.data.packing import TextTokenizer
 from elastrain_trainer.data.prepare.shards import ShardFile
 from elastrain_trainer.data.prepared import MANIFEST_NAME, MANIFEST_VERSION
-from elastrain_trainer.data.textsource import file_sha256
+from elastrain_trainer.data.textfiles import file_sha256
 
 if TYPE_CHECKING:
     from elastrain_trainer.data.prepare.pipeline import PrepareOptions, PrepareSummary

@@ -26,8 +26,7 @@ from elastrain_trainer.data.prepare.clean import FILTER_REASONS, FilterOptions, 
 from elastrain_trainer.data.prepare.manifest import build_manifest, write_manifest
 from elastrain_trainer.data.prepare.near import NearDuplicateIndex, NearOptions, minhash_signature
 from elastrain_trainer.data.prepare.shards import ShardWriter
-from elastrain_trainer.data.textfiles import detect_format, read_documents, resolve_paths
-from elastrain_trainer.data.textsource import file_sha256
+from elastrain_trainer.data.textfiles import detect_format, file_sha256, read_documents, resolve_paths
 
 INPUTS_FIELD = "inputs"
 TOKENIZER_FIELD = "--tokenizer"
