@@ -129,3 +129,24 @@ def test_a_bad_manifest_or_missing_inputs_name_the_field(corpus: Path, tokenizer
         read_manifest(tmp_path)
     assert caught.value.field == "spec.trainer.data.path"
     assert prepare(tmp_path / "nowhere", tokenizer_dir, tmp_path / "out") == 2
+
+
+def test_docs_data_md_names_every_prepare_flag_with_its_default() -> None:
+    import argparse
+
+    from elastrain_trainer.cli import build_parser
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    data = sub.choices["data"]
+    prepare_parser = next(a for a in data._actions if isinstance(a, argparse._SubParsersAction)).choices["prepare"]
+    for action in prepare_parser._actions:
+        flag = max(action.option_strings, key=len, default=None)
+        if flag is None or flag in ("--help", "--quiet", "--out", "--tokenizer", "--format", "--field"):
+            continue
+        shown = (
+            f"`{flag}`"
+            if isinstance(action.default, bool) or action.default is None
+            else f"`{flag}` ({action.default})"
+        )
+        assert shown in doc, f"docs/data.md does not show {shown}"
