@@ -13,7 +13,7 @@ from tests.textdata import EOS, corpus_documents, train_tokenizer
 
 from elastrain_trainer.config import DataConfig, ModelConfig
 from elastrain_trainer.config.data import TextDataConfig
-from elastrain_trainer.data import build_samples, split_samples
+from elastrain_trainer.data import TokenSamples, build_samples, split_samples
 from elastrain_trainer.data.packing import load_tokenizer, pack, token_dtype
 from elastrain_trainer.data.prepared import ShardedTokens
 from elastrain_trainer.data.textfiles import detect_format, read_documents, resolve_paths, split_paragraphs
@@ -185,3 +185,12 @@ def test_sharded_tokens_slice_like_their_concatenation() -> None:
     for start in range(len(flat) + 1):
         for stop in range(start, len(flat) + 2):
             np.testing.assert_array_equal(view[start:stop], flat[start:stop])
+
+
+def test_token_parts_expose_the_packed_array_for_data_checks() -> None:
+    rng = np.random.default_rng(1)
+    shards = [rng.integers(0, 50, size=n).astype(np.uint16) for n in (40, 25)]
+    flat = np.concatenate(shards)
+    parts = TokenSamples(ShardedTokens(shards), seq_len=8).token_parts()
+    np.testing.assert_array_equal(np.concatenate(parts), flat)
+    np.testing.assert_array_equal(np.concatenate(TokenSamples(flat, seq_len=8).token_parts()), flat)

@@ -55,6 +55,13 @@ class TokenSamples:
         self.seq_len = seq_len
         self.num_samples = (len(tokens) - 1) // seq_len
 
+    def token_parts(self) -> list[np.ndarray]:
+        """The packed token array as numpy arrays in order (one, or one per data prepare shard), for data checks;
+        memory-mapped where the source is a file, so reading them does not load the data set."""
+        if isinstance(self.tokens, ShardedTokens):
+            return list(self.tokens.shards)
+        return [np.asarray(self.tokens)]
+
     def batch(self, indices: Iterable[int]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self.tokens[i * self.seq_len : i * self.seq_len + self.seq_len + 1] for i in indices]
         data = torch.from_numpy(np.stack(rows).astype(np.int64)) if rows else torch.empty(0, self.seq_len + 1)

@@ -99,7 +99,7 @@ def process_batch(documents: list[str]) -> list[DocResult]:
 
 
 def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | None = None) -> PrepareSummary:
-    """Run the pipeline; ``progress(bytes_read_so_far_delta, documents_in)`` is called as files are consumed."""
+    """Run the pipeline; ``progress(bytes, documents_in)`` is called per batch (bytes 0) and per file read."""
     files = resolve_paths(options.inputs, field=INPUTS_FIELD)
     formats = [detect_format(path, options.format, field=FORMAT_FIELD) for path in files]
     tokenizer = load_tokenizer(options.tokenizer, field=TOKENIZER_FIELD)
@@ -121,6 +121,8 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
                 if len(batch) >= options.batch_docs:
                     yield batch
                     batch = []
+                    if progress is not None:
+                        progress(0, summary.documents_in)
             size = path.stat().st_size
             summary.input_bytes += size
             if progress is not None:
