@@ -1,8 +1,8 @@
 """Near-duplicate documents: MinHash signatures of character shingles and a MinHash LSH index.
 
 A document's shingles are its character ``shingle``-grams after lowercasing and collapsing
-whitespace, hashed with CRC-32 (fast, and the same in every process); its signature is a datasketch
-MinHash (scheme affine32) of ``num_perm`` permutations drawn from a fixed ``seed``, so the same text
+whitespace, hashed to 32 bits with numpy (fast, and the same in every process); its signature is a
+datasketch MinHash (scheme affine32) of ``num_perm`` permutations drawn from a fixed ``seed``, so the same text
 has the same signature in every process and run. The index keeps the first of a group of documents
 whose estimated Jaccard similarity passes ``threshold`` (documents are offered in input order) and
 drops the later ones: the LSH bands find candidates, and a candidate counts only if the two
@@ -15,7 +15,6 @@ not bounded by a batch.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 
 _SPACE = re.compile(r"\s+")
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd: a bijective multiplier
+_SEED_HASH = np.uint64(0xCBF29CE484222325)
 #: datasketch's permutation scheme, pinned so signatures do not change with its default.
 SCHEME = "affine32"
 
@@ -51,14 +52,26 @@ def _blank_sketch(options: NearOptions) -> Any:
     (drawing and checking the permutations per document would cost more than hashing it)."""
     from datasketch import MinHash
 
-    return MinHash(num_perm=options.num_perm, seed=options.seed, hashfunc=zlib.crc32, scheme=SCHEME)
+    return MinHash(num_perm=options.num_perm, seed=options.seed, hashfunc=int, scheme=SCHEME)
+
+
+def shingle_hashes(text: str, size: int) -> np.ndarray:
+    """32-bit hashes of the document's distinct shingles (as :func:`shingles`), computed with numpy:
+    a multiply-xor hash over each window of ``size`` code points, its top 32 bits."""
+    flat = _SPACE.sub(" ", text.lower()).strip()
+    codes = np.frombuffer(flat.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    windows = codes[None, :] if len(codes) <= size else np.lib.stride_tricks.sliding_window_view(codes, size)
+    hashes = np.full(len(windows), _SEED_HASH, dtype=np.uint64)
+    for k in range(windows.shape[1]):
+        hashes = (hashes ^ windows[:, k]) * _MIX  # wraps modulo 2^64
+    return np.unique((hashes >> np.uint64(32)).astype(np.uint32))
 
 
 def minhash_signature(text: str, options: NearOptions) -> np.ndarray:
-    """The MinHash hash values of a document (``num_perm`` of them); shingles are hashed with CRC-32."""
+    """The MinHash hash values of a document (``num_perm`` of them) over its shingle hashes."""
     sketch = _blank_sketch(options)
     sketch.clear()
-    sketch.update_batch(list(shingles(text, options.shingle)))
+    sketch.update_batch(shingle_hashes(text, options.shingle).tolist())
     return np.array(sketch.hashvalues)
 
 
