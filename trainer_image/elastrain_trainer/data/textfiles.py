@@ -49,8 +49,8 @@ def resolve_paths(patterns: Sequence[str], *, field: str = PATHS_FIELD) -> list[
             field,
             list(patterns),
             "no file matches these patterns",
-            "give absolute glob patterns of files that exist inside the pod (e.g. /data/corpus/*.jsonl), "
-            "mounted from a volume",
+            "give glob patterns of existing files (e.g. /data/corpus/*.jsonl); in a job, paths inside the pod, "
+            "on a mounted volume",
         )
     return [Path(p) for p in sorted(found)]
 

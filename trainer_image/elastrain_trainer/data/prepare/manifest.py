@@ -62,6 +62,9 @@ def build_manifest(
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
+    """Write manifest.json last and atomically: its presence means the shards next to it are complete."""
     path = out / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    partial = out / f"{MANIFEST_NAME}.partial"
+    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)
     return path

@@ -26,6 +26,7 @@ from elastrain_trainer.data.prepare.clean import FILTER_REASONS, FilterOptions, 
 from elastrain_trainer.data.prepare.manifest import build_manifest, write_manifest
 from elastrain_trainer.data.prepare.near import NearDuplicateIndex, NearOptions, minhash_signature
 from elastrain_trainer.data.prepare.shards import ShardWriter
+from elastrain_trainer.data.prepared import MANIFEST_NAME
 from elastrain_trainer.data.textfiles import detect_format, file_sha256, read_documents, resolve_paths
 
 INPUTS_FIELD = "inputs"
@@ -73,7 +74,12 @@ _worker_state: dict[str, Any] = {}
 
 
 def _init_worker(options: PrepareOptions) -> None:
+    """A pool process: one tokenizer thread each (the processes are the parallelism), then the shared state."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _load_state(options)
+
+
+def _load_state(options: PrepareOptions) -> None:
     _worker_state["options"] = options
     _worker_state["tokenizer"] = load_tokenizer(options.tokenizer, field=TOKENIZER_FIELD)
 
@@ -105,6 +111,7 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
     tokenizer = load_tokenizer(options.tokenizer, field=TOKENIZER_FIELD)
     dtype = token_dtype(tokenizer.vocab_size)
     out = Path(options.out)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)  # a failed run must not leave an old manifest over new shards
     writer = ShardWriter(out, dtype=dtype, shard_tokens=options.shard_tokens)
     summary = PrepareSummary()
     per_file: list[int] = [0] * len(files)
@@ -166,7 +173,7 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
 def _map_ordered(options: PrepareOptions, batches: Iterator[list[str]]) -> Iterator[list[DocResult]]:
     """``process_batch`` over ``batches`` in order: in this process, or in a bounded process pool."""
     if options.workers <= 1:
-        _init_worker(options)
+        _load_state(options)
         for batch in batches:
             yield process_batch(batch)
         return
