@@ -29,7 +29,7 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_corpus(root: Path, documents: list[str]) -> dict[str, Path]:
-    """The same documents as jsonl, parquet, arrow and txt."""
+    """The same documents as jsonl, parquet, arrow (file and stream) and txt."""
     root.mkdir(parents=True, exist_ok=True)
     paths = {fmt: root / f"corpus.{fmt}" for fmt in ("jsonl", "parquet", "arrow", "txt")}
     paths["jsonl"].write_text("".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(documents)))
@@ -37,6 +37,9 @@ def write_corpus(root: Path, documents: list[str]) -> dict[str, Path]:
     pq.write_table(table, paths["parquet"], row_group_size=5)
     with pa.OSFile(str(paths["arrow"]), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=4)
+    paths["arrow stream"] = root / "stream.arrow"  # the IPC stream format, as datasets' save_to_disk writes
+    with pa.OSFile(str(paths["arrow stream"]), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table, max_chunksize=4)
     paths["txt"].write_text("\n\n".join(documents) + "\n")
     return paths
 
@@ -82,7 +85,7 @@ def test_a_txt_files_documents_are_blank_line_separated_paragraphs() -> None:
     assert list(split_paragraphs(iter(lines))) == ["first line\n  continues", "second", "third"]
 
 
-def test_jsonl_parquet_arrow_and_txt_give_the_same_documents(tmp_path: Path) -> None:
+def test_jsonl_parquet_arrow_file_and_stream_and_txt_give_the_same_documents(tmp_path: Path) -> None:
     paths = write_corpus(tmp_path, DOCS)
     for fmt, path in paths.items():
         assert list(read_documents(path, detect_format(path))) == DOCS, fmt
