@@ -169,7 +169,10 @@ def test_text_samples_keep_their_index_and_split_like_any_tokens(
     assert train + len(held_out) == a.num_samples and len(held_out) >= 1
 
 
-def test_a_model_vocabulary_smaller_than_the_tokenizers_names_vocab_size(tmp_path: Path, tokenizer_dir: Path) -> None:
+def test_a_model_vocabulary_smaller_than_the_tokenizers_names_vocab_size(
+    tmp_path: Path, tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELASTRAIN_DATA_CACHE", str(tmp_path / "cache"))
     paths = write_corpus(tmp_path / "corpus", DOCS)
     data = DataConfig.model_validate(
         {"source": "text", "text": {"paths": [str(paths["txt"])], "tokenizer": str(tokenizer_dir)}}
@@ -177,6 +180,7 @@ def test_a_model_vocabulary_smaller_than_the_tokenizers_names_vocab_size(tmp_pat
     with pytest.raises(SpecError) as caught:
         build_samples(data, ModelConfig(vocab_size=256, seq_len=16), seed=0)
     assert caught.value.field == "spec.trainer.model.vocabSize" and "384" in str(caught.value)
+    assert not (tmp_path / "cache").exists()  # refused before tokenizing the corpus
 
 
 def test_sharded_tokens_slice_like_their_concatenation() -> None:

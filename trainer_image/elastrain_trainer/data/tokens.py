@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from elastrain_trainer.config import DataConfig, ModelConfig
+from elastrain_trainer.data.packing import load_tokenizer
 from elastrain_trainer.data.prepared import ShardedTokens, is_prepared, read_manifest
 from elastrain_trainer.data.textsource import load_text_tokens
 from elastrain_trainer.errors import SpecError
@@ -97,10 +98,9 @@ def build_samples(data: DataConfig, model: ModelConfig, *, seed: int) -> TokenSa
             tokens = np.memmap(data.path, dtype=np.dtype(data.token_dtype), mode="r")
     elif data.source == "text":
         assert data.text is not None  # the config model requires it
-        tokens = load_text_tokens(data.text)
-        from elastrain_trainer.data.packing import load_tokenizer
-
+        # Before tokenizing: a vocabulary mismatch should not cost a pass over the corpus.
         _check_vocabulary(load_tokenizer(data.text.tokenizer).vocab_size, model, source=data.text.tokenizer)
+        tokens = load_text_tokens(data.text)
     else:
         tokens = synthetic_tokens(data.synthetic_tokens, model.vocab_size, model.seq_len, seed)
     return TokenSamples(tokens, model.seq_len)
