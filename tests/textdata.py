@@ -36,5 +36,5 @@ def train_tokenizer(out_dir: Path, *, vocab_size: int = 384, texts: list[str] | 
     )
     tokenizer.train_from_iterator(texts if texts is not None else corpus_documents(), trainer=trainer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS).save_pretrained(str(out_dir))
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS).save_pretrained(str(out_dir))  # type: ignore[no-untyped-call]
     return out_dir

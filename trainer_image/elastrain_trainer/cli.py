@@ -1,4 +1,5 @@
-"""``elastrain train FILE.yaml``: run a TrainingJob's trainer section on a local Ray cluster of CPU pods."""
+"""The ``elastrain`` command: ``train FILE.yaml`` (a TrainingJob's trainer section on a local Ray cluster of
+CPU pods), ``pod`` (what a pod runs) and ``data prepare`` (an offline corpus pipeline, data/prepare/)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pod = sub.add_parser("pod", help="what a TrainingJob's pod runs (configured by the operator's ELASTRAIN_* env)")
     pod.add_argument("role", choices=["head", "worker"], help="head: Ray head and driver; worker: a Ray node")
+    from elastrain_trainer.data.prepare.command import add_prepare_parser
+
+    add_prepare_parser(sub)
     return parser
 
 
@@ -47,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return train(args)
     if args.command == "pod":
         return pod(args.role)
+    if args.command == "data":
+        from elastrain_trainer.data.prepare.command import run_prepare
+
+        return run_prepare(args)
     return 2
 
 

@@ -33,7 +33,8 @@ class TextDataConfig(ConfigModel):
 
 
 class DataConfig(ConfigModel):
-    """Training data: synthetic tokens or a memory-mapped token file, split into shards.
+    """Training data: synthetic tokens, a memory-mapped token file (or data prepare output) or text corpora,
+    split into shards.
 
     The driver's shard ledger hands shards to replica groups and takes back the shards of a lost
     group, so every sample of an epoch is trained on exactly once.
@@ -44,9 +45,12 @@ class DataConfig(ConfigModel):
     file: a memory-mapped token file at path (or the output directory of elastrain data prepare);
     text: text corpora tokenized in the pod (set text)."""
     path: str | None = Field(None, min_length=1, max_length=4096)
-    """Path of the token file inside the pod (a flat array of tokenDtype token ids); required when source is file."""
+    """Path inside the pod, required when source is file: a flat file of tokenDtype token ids, or the output
+    directory (or its manifest.json) of elastrain data prepare, whose shards are read in place with the
+    manifest's dtype."""
     token_dtype: TokenDtype = "uint16"
-    """Integer type of the token ids in the file; uint16 holds vocabularies up to 65536."""
+    """Integer type of the token ids in a flat token file; uint16 holds vocabularies up to 65536 (data prepare
+    output carries its own dtype in its manifest)."""
     synthetic_tokens: int = Field(1048576, ge=1024, le=1 << 40)
     """Number of tokens in the synthetic data set (one epoch)."""
     num_shards: int = Field(64, ge=1, le=1000000)
