@@ -44,6 +44,14 @@ OUTSIDE = {
     "driver.json": "written into each checkpoint",
     "grad_scaler.json": "written into each checkpoint",
     "kwok-stages.yaml": "written beside the control-plane binaries",
+    "config.json": "a Hugging Face model directory's file",
+    "tokenizer.json": "a Hugging Face tokenizer directory's file",
+    "tokenizer_config.json": "a Hugging Face tokenizer directory's file",
+    "elastrain_model.json": "written into an export of a builtin or python model",
+    "final/": "the export directory the head writes",
+    ".json": "a file ending",
+    ".txt": "a file ending",
+    ".md": "a file ending",
 }
 #: A placeholder a user replaces: NAME-worker-0, CHECKPOINT/runs/HEAD_POD.json, JOB-loss.png.
 PLACEHOLDER = re.compile(r"[A-Z]{3,}[-/_]|[-/_][A-Z]{3,}\b")
@@ -78,7 +86,8 @@ def named_paths(page: Path) -> list[str]:
     found = []
     for code in CODE.findall(prose(page)):
         token = code.strip()
-        if not PATH_LIKE.match(token) or token.startswith(("http", "/")) or token in OUTSIDE:
+        outside = token in OUTSIDE or any(token.startswith(p) for p in OUTSIDE if p.endswith("/"))
+        if not PATH_LIKE.match(token) or token.startswith(("http", "/")) or outside:
             continue
         if PLACEHOLDER.search(token):
             continue
