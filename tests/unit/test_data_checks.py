@@ -7,19 +7,22 @@ file's size; ``check_data`` composes them for a TrainerConfig as the driver call
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.textdata import corpus_documents, train_tokenizer
 
-from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.config import ModelConfig, TrainerConfig
 from elastrain_trainer.data.checks import (
     OutOfVocab,
     check_data,
     check_file_size,
     check_samples,
     find_out_of_vocab,
+    model_vocab_size,
     open_token_file,
     scan_chunks,
 )
@@ -195,3 +198,60 @@ def test_check_data_counts_only_training_samples_when_some_are_held_out(tmp_path
 
 def test_check_data_of_synthetic_data_checks_nothing() -> None:
     assert check_data(TrainerConfig.model_validate({"steps": 20})) is None
+
+
+# -- the model's own vocabulary, text sources --------------------------------------------------------
+
+
+def test_a_hugging_face_models_vocabulary_is_read_from_its_config(tmp_path: Path) -> None:
+    inline = ModelConfig.model_validate({"source": "huggingface", "huggingface": {"config": {"vocab_size": 32000}}})
+    assert model_vocab_size(inline) == 32000
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": 5000}))
+    on_disk = ModelConfig.model_validate({"source": "huggingface", "huggingface": {"path": str(tmp_path)}})
+    assert model_vocab_size(on_disk) == 5000
+    assert model_vocab_size(ModelConfig(vocab_size=300)) == 300
+
+
+def test_token_ids_are_checked_against_a_hugging_face_models_vocabulary_not_vocab_size(tmp_path: Path) -> None:
+    path = write_tokens(tmp_path / "t.bin", np.arange(4000, dtype=np.uint16) % 1000)
+    hf = {"seqLen": 64, "source": "huggingface", "huggingface": {"config": {"vocab_size": 1000}}}
+    assert check_data(config(path, model=hf)) is not None  # ids up to 999 < 1000, though vocabSize is 256
+    small = {**hf, "huggingface": {"config": {"vocab_size": 900}}}
+    with pytest.raises(SpecError) as raised:
+        check_data(config(path, model=small))
+    assert "token id 999" in message(raised) and ">= spec.trainer.model.vocabSize 900" in message(raised)
+
+
+def _text_config(tmp_path: Path, *, vocab_size: int, **overrides: Any) -> TrainerConfig:
+    tokenizer = train_tokenizer(tmp_path / "tok")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": doc}) + "\n" for doc in corpus_documents()))
+    data = {"source": "text", "numShards": 4, "text": {"paths": [str(corpus)], "tokenizer": str(tokenizer)}}
+    model = {"source": "huggingface", "seqLen": 32, "huggingface": {"config": {"vocab_size": vocab_size}}}
+    return config("unused", model=model, data=data, **overrides)
+
+
+def test_a_text_source_is_tokenized_and_checked_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELASTRAIN_DATA_CACHE", str(tmp_path / "cache"))
+    report = check_data(_text_config(tmp_path, vocab_size=384))
+    assert report is not None and report.samples > 8 and report.scanned == report.tokens
+
+
+def test_a_tokenizer_larger_than_the_models_vocabulary_names_the_tokenizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELASTRAIN_DATA_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SpecError) as raised:
+        check_data(_text_config(tmp_path, vocab_size=100))
+    assert message(raised).startswith("spec.trainer.data.text.tokenizer: token id"), message(raised)
+
+
+def test_a_text_source_smaller_than_one_global_batch_names_its_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELASTRAIN_DATA_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SpecError) as raised:
+        check_data(_text_config(tmp_path, vocab_size=384, globalBatchSize=100000))
+    assert message(raised).startswith("spec.trainer.data.text.paths:"), message(raised)

@@ -11,7 +11,8 @@ What is checked, for any source that yields a flat array of token ids (a token f
 
 - the file exists and is readable (:func:`open_token_file`);
 - its size is a whole, non-zero number of ``tokenDtype`` items (:func:`check_file_size`);
-- every token id is below ``model.vocabSize`` (:func:`find_out_of_vocab`): a vectorised pass over
+- every token id is below the model's vocabulary (:func:`model_vocab_size`: ``model.vocabSize``, or a Hugging
+  Face model's own ``vocab_size``; :func:`find_out_of_vocab`): a vectorised pass over
   the memory map in chunks of :data:`CHUNK_TOKENS`; past :data:`MAX_SCANNED_TOKENS` tokens the
   chunks are sampled evenly across the file and the report says how many tokens were read;
 - there is at least one global batch of samples, and no shard is empty (:func:`check_samples`);
@@ -22,14 +23,17 @@ The checks are pure functions of the token array and the file's size, tested wit
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from elastrain_trainer.config import TrainerConfig
-from elastrain_trainer.data.tokens import TokenSamples, split_samples
+from elastrain_trainer.config import ModelConfig, TrainerConfig
+from elastrain_trainer.data.prepared import is_prepared
+from elastrain_trainer.data.tokens import TokenSamples, build_samples, split_samples
 from elastrain_trainer.errors import SpecError
 
 #: Tokens read per vectorised step of the vocabulary scan (8 MiB of uint16: fits in cache-friendly pieces).
@@ -134,9 +138,11 @@ def find_out_of_vocab(
     return VocabScan(scanned=scanned, total=len(tokens), out_of_vocab=best)
 
 
-def out_of_vocab_error(found: OutOfVocab, *, vocab_size: int, path: str, dtype: str) -> SpecError:
+def out_of_vocab_error(
+    found: OutOfVocab, *, vocab_size: int, path: str, dtype: str, field: str = PATH_FIELD
+) -> SpecError:
     return SpecError(
-        PATH_FIELD,
+        field,
         path,
         f"token id {found.token_id} at offset {found.offset} is >= {VOCAB_FIELD} {vocab_size}",
         f"set {VOCAB_FIELD} to at least {found.token_id + 1}, or check {DTYPE_FIELD} ({dtype}) and the tokenizer",
@@ -144,12 +150,19 @@ def out_of_vocab_error(found: OutOfVocab, *, vocab_size: int, path: str, dtype: 
 
 
 def check_samples(
-    *, samples: int, global_batch_size: int, num_shards: int, steps: int, seq_len: int, path: str
+    *,
+    samples: int,
+    global_batch_size: int,
+    num_shards: int,
+    steps: int,
+    seq_len: int,
+    path: str,
+    field: str = PATH_FIELD,
 ) -> tuple[str, ...]:
     """SpecError if the samples cannot fill one global batch or every shard; warnings otherwise."""
     if samples < global_batch_size:
         raise SpecError(
-            PATH_FIELD,
+            field,
             path,
             f"holds {samples} samples of {SEQ_FIELD} {seq_len} tokens, fewer than one global batch "
             f"({BATCH_FIELD} {global_batch_size})",
@@ -166,7 +179,7 @@ def check_samples(
     if samples < needed:
         repeats = math.ceil(needed / samples)
         return (
-            f"{PATH_FIELD} holds {samples} samples, fewer than {needed} ({steps} steps x {global_batch_size}): "
+            f"{field} holds {samples} samples, fewer than {needed} ({steps} steps x {global_batch_size}): "
             f"the data repeats {repeats} times (epochs); check the file is complete, or lower spec.trainer.steps",
         )
     return ()
@@ -203,14 +216,37 @@ def check_tokens(
     return DataReport(tokens=len(tokens), scanned=scan.scanned, samples=samples, warnings=warnings)
 
 
+def model_vocab_size(model: ModelConfig) -> int:
+    """Rows of the model's token embedding, read without building it: the builtin GPT's vocabSize, a Hugging
+    Face model's ``vocab_size`` (inline config, or config.json in its path), else vocabSize."""
+    hf = model.huggingface
+    if model.source == "huggingface" and hf is not None:
+        config: object = hf.config
+        if config is None and hf.path is not None:
+            try:
+                config = json.loads((Path(hf.path) / "config.json").read_text())
+            except (OSError, ValueError):
+                config = None  # building the model says what is wrong with the directory
+        found = config.get("vocab_size") if isinstance(config, dict) else None
+        if isinstance(found, int) and found > 0:
+            return found
+    return model.vocab_size
+
+
 def check_data(cfg: TrainerConfig, *, budget: int = MAX_SCANNED_TOKENS) -> DataReport | None:
     """Check the data ``cfg`` names before training (None for synthetic data, correct by construction).
 
-    ``budget``: tokens the vocabulary scan reads at most (past it, evenly spaced chunks are sampled).
+    Token ids are checked against the model's embedding (:func:`model_vocab_size`). A text source is
+    tokenized here (and cached for the ranks, see :mod:`elastrain_trainer.data.textsource`), the
+    output of ``data prepare`` is checked shard by shard. ``budget``: tokens the vocabulary scan reads
+    at most (past it, evenly spaced chunks are sampled).
     """
     data = cfg.data
-    if data.source != "file" or data.path is None:
+    if data.source == "synthetic":
         return None
+    if data.source == "text" or (data.path is not None and is_prepared(data.path)):
+        return _check_built(cfg, budget=budget)
+    assert data.path is not None  # the config model requires it for source file
     dtype = np.dtype(data.token_dtype)
     count = check_file_size(open_token_file(data.path), dtype, path=data.path)
     tokens: np.ndarray = np.memmap(data.path, dtype=dtype, mode="r", shape=(count,))
@@ -218,7 +254,7 @@ def check_data(cfg: TrainerConfig, *, budget: int = MAX_SCANNED_TOKENS) -> DataR
     samples, _ = split_samples(total, evaluate=cfg.eval_interval_steps > 0)
     return check_tokens(
         tokens,
-        vocab_size=cfg.model.vocab_size,
+        vocab_size=model_vocab_size(cfg.model),
         seq_len=cfg.model.seq_len,
         samples=samples,
         global_batch_size=cfg.global_batch_size,
@@ -227,3 +263,37 @@ def check_data(cfg: TrainerConfig, *, budget: int = MAX_SCANNED_TOKENS) -> DataR
         path=data.path,
         budget=budget,
     )
+
+
+def _check_built(cfg: TrainerConfig, *, budget: int) -> DataReport:
+    """The checks on a text source or ``data prepare`` output, through the same samples the ranks build."""
+    data = cfg.data
+    if data.source == "text":
+        assert data.text is not None  # the config model requires it
+        where, field = ", ".join(data.text.paths), "spec.trainer.data.text.paths"
+        vocab_field = "spec.trainer.data.text.tokenizer"
+    else:
+        assert data.path is not None
+        where, field, vocab_field = data.path, PATH_FIELD, PATH_FIELD
+    built = build_samples(data, cfg.model, seed=cfg.seed)  # SpecErrors name the field
+    parts = built.token_parts()
+    vocab_size = model_vocab_size(cfg.model)
+    scanned = offset = 0
+    for part in parts:
+        scan = find_out_of_vocab(part, vocab_size, budget=max(1, budget // len(parts)))
+        scanned += scan.scanned
+        if scan.out_of_vocab is not None:
+            found = OutOfVocab(token_id=scan.out_of_vocab.token_id, offset=offset + scan.out_of_vocab.offset)
+            raise out_of_vocab_error(found, vocab_size=vocab_size, path=where, dtype=part.dtype.name, field=vocab_field)
+        offset += len(part)
+    samples, _ = split_samples(built.num_samples, evaluate=cfg.eval_interval_steps > 0)
+    warnings = check_samples(
+        samples=samples,
+        global_batch_size=cfg.global_batch_size,
+        num_shards=data.num_shards,
+        steps=cfg.steps,
+        seq_len=cfg.model.seq_len,
+        path=where,
+        field=field,
+    )
+    return DataReport(tokens=offset, scanned=scanned, samples=samples, warnings=warnings)
