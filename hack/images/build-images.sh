@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Builds elastrain's images: elastrain/operator and elastrain/trainer, tagged with the project's version
+# (the chart's appVersion), the names the Helm chart and the examples use. `make images` runs this.
+#
+#   bash hack/images/build-images.sh [operator] [trainer]     # default: both
+#
+# Prints each image's name on stdout (progress, sizes and build times on stderr).
+#
+# Container runtime: podman (installed from Debian's packages when missing), or docker when it is
+# installed and its daemon answers. With podman, hack/images/containers.conf holds the settings these
+# machines need. A base image is built locally with mmdebstrap (build-base.sh) unless BASE is set,
+# because no image registry is reachable here; on a machine that can pull, BASE=default builds on the
+# Dockerfiles' own bases (python slim for the operator, a CUDA runtime for the trainer).
+#
+# Each image is labelled with a hash of its inputs (Dockerfile, sources, this script); an image whose
+# label matches is not rebuilt, so a warm `make images` or `make test` costs seconds. FORCE=1 rebuilds.
+#
+# Environment: BASE (an image, or "default"), TORCH_INDEX_URL (an extra index for torch, e.g. one with
+# CPU-only wheels), WHEELS (a host directory of downloaded wheels, mounted into builds so torch is downloaded
+# once per machine; default: ~/.cache/elastrain/wheels; pip's own HTTP cache stays empty with this machine's index),
+# CONTAINER_RUNTIME (podman or docker), FORCE.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)"
+
+log() { echo "[images] $*" >&2; }
+
+pick_runtime() {
+    if [[ -n "${CONTAINER_RUNTIME:-}" ]]; then
+        echo "$CONTAINER_RUNTIME"
+    elif command -v podman >/dev/null; then
+        echo podman
+    elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+        echo docker
+    else
+        log "installing podman and runc from Debian's packages"
+        apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc >&2
+        echo podman
+    fi
+}
+
+# A hash of everything that goes into an image: the Dockerfile, the sources it copies, these scripts.
+inputs_hash() {
+    local dockerfile="$1"
+    (
+        cd "$ROOT"
+        find "$dockerfile" pyproject.toml README.md .dockerignore operator trainer_image hack/elastrain_dev hack/images \
+            -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
+            | sort -z | xargs -0 sha256sum
+        echo "BASE=$BASE TORCH_INDEX_URL=${TORCH_INDEX_URL:-}"
+    ) | sha256sum | cut -c1-16
+}
+
+build_one() {
+    local name="$1" dockerfile="$2"
+    local image="elastrain/$name:$VERSION"
+    local hash
+    hash="$(inputs_hash "$dockerfile")"
+    if [[ -z "${FORCE:-}" ]] \
+        && [[ "$("$RUNTIME" image inspect --format '{{index .Config.Labels "dev.elastrain.inputs"}}' "$image" 2>/dev/null)" == "$hash" ]]; then
+        log "$image is up to date (inputs $hash)"
+        report "$image" "cached"
+        echo "$image"
+        return
+    fi
+    local args=(build --network host -f "$ROOT/$dockerfile" -t "$image" --label "dev.elastrain.inputs=$hash")
+    [[ "$BASE" != default ]] && args+=(--build-arg "BASE=$BASE")
+    [[ -n "${TORCH_INDEX_URL:-}" ]] && args+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+    if [[ "$RUNTIME" == podman ]]; then
+        # The host's CA bundle (pip finds no versions without it here) and the host's wheel directory.
+        args+=(-v "$CA_BUNDLE:$CA_BUNDLE:ro" --build-arg "PIP_CERT=$CA_BUNDLE" -v "$WHEELS:/wheels")
+    fi
+    log "building $image from $dockerfile (inputs $hash)"
+    local start
+    start=$(date +%s)
+    nice -n 10 "$RUNTIME" "${args[@]}" "$ROOT" >&2
+    report "$image" "built in $(($(date +%s) - start)) s"
+    echo "$image"
+}
+
+report() {
+    local size
+    size="$("$RUNTIME" image inspect --format '{{.Size}}' "$1")"
+    log "$(printf '%-28s %8s MB  %s' "$1" "$((size / 1000000))" "$2")"
+}
+
+RUNTIME="$(pick_runtime)"
+if [[ -z "${BASE:-}" ]]; then
+    BASE="$(CONTAINER_RUNTIME="$RUNTIME" bash "$HERE/build-base.sh")"
+fi
+WHEELS="${WHEELS:-${ELASTRAIN_CACHE:-$HOME/.cache/elastrain}/wheels}"
+mkdir -p "$WHEELS"
+
+targets=("$@")
+[[ ${#targets[@]} -eq 0 ]] && targets=(operator trainer)
+for target in "${targets[@]}"; do
+    case "$target" in
+        operator) build_one operator Dockerfile ;;
+        trainer) build_one trainer trainer_image/Dockerfile ;;
+        *) log "unknown image '$target': expected operator or trainer"; exit 2 ;;
+    esac
+done
