@@ -14,6 +14,8 @@
 #
 # Each image is labelled with a hash of its inputs (Dockerfile, sources, this script); an image whose
 # label matches is not rebuilt, so a warm `make images` or `make test` costs seconds. FORCE=1 rebuilds.
+# One build at a time per machine (a lock under the cache directory): concurrent callers wait, then
+# find the image built.
 #
 # Environment: BASE (an image, or "default"), TORCH_INDEX_URL (an extra index for torch, e.g. one with
 # CPU-only wheels), WHEELS (a host directory of downloaded wheels, mounted into builds so torch is downloaded
@@ -44,14 +46,14 @@ pick_runtime() {
     fi
 }
 
-# A hash of everything that goes into an image: the Dockerfile, the sources it copies, these scripts.
+# A hash of everything that goes into an image: the Dockerfile, the files it copies, the build arguments.
 inputs_hash() {
     local dockerfile="$1"
     (
         cd "$ROOT"
-        find "$dockerfile" pyproject.toml README.md .dockerignore operator trainer_image hack/elastrain_dev hack/images \
-            -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
-            | sort -z | xargs -0 sha256sum
+        find "$dockerfile" pyproject.toml README.md .dockerignore operator trainer_image hack/elastrain_dev hack/images/sbom.sh \
+            -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.pyc' -print0 \
+            | LC_ALL=C sort -z | xargs -0 sha256sum
         echo "BASE=$BASE TORCH_INDEX_URL=${TORCH_INDEX_URL:-}"
     ) | sha256sum | cut -c1-16
 }
@@ -89,11 +91,15 @@ report() {
     log "$(printf '%-28s %8s MB  %s' "$1" "$((size / 1000000))" "$2")"
 }
 
+CACHE="${ELASTRAIN_CACHE:-$HOME/.cache/elastrain}"
+mkdir -p "$CACHE"
+exec 9>"$CACHE/images.lock"
+flock 9
 RUNTIME="$(pick_runtime)"
 if [[ -z "${BASE:-}" ]]; then
     BASE="$(CONTAINER_RUNTIME="$RUNTIME" bash "$HERE/build-base.sh")"
 fi
-WHEELS="${WHEELS:-${ELASTRAIN_CACHE:-$HOME/.cache/elastrain}/wheels}"
+WHEELS="${WHEELS:-$CACHE/wheels}"
 mkdir -p "$WHEELS"
 
 targets=("$@")
