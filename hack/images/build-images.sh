@@ -91,23 +91,28 @@ report() {
     log "$(printf '%-28s %8s MB  %s' "$1" "$((size / 1000000))" "$2")"
 }
 
-CACHE="${ELASTRAIN_CACHE:-$HOME/.cache/elastrain}"
-mkdir -p "$CACHE"
-exec 9>"$CACHE/images.lock"
-flock 9
-RUNTIME="$(pick_runtime)"
-if [[ -z "${BASE:-}" ]]; then
-    BASE="$(CONTAINER_RUNTIME="$RUNTIME" bash "$HERE/build-base.sh")"
-fi
-WHEELS="${WHEELS:-$CACHE/wheels}"
-mkdir -p "$WHEELS"
+# The whole run is one function, read before it starts: editing this file while a build runs is safe.
+main() {
+    CACHE="${ELASTRAIN_CACHE:-$HOME/.cache/elastrain}"
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/images.lock"
+    flock 9
+    RUNTIME="$(pick_runtime)"
+    if [[ -z "${BASE:-}" ]]; then
+        BASE="$(CONTAINER_RUNTIME="$RUNTIME" bash "$HERE/build-base.sh")"
+    fi
+    WHEELS="${WHEELS:-$CACHE/wheels}"
+    mkdir -p "$WHEELS"
 
-targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(operator trainer)
-for target in "${targets[@]}"; do
-    case "$target" in
-        operator) build_one operator Dockerfile ;;
-        trainer) build_one trainer trainer_image/Dockerfile ;;
-        *) log "unknown image '$target': expected operator or trainer"; exit 2 ;;
-    esac
-done
+    local targets=("$@")
+    [[ ${#targets[@]} -eq 0 ]] && targets=(operator trainer)
+    for target in "${targets[@]}"; do
+        case "$target" in
+            operator) build_one operator Dockerfile ;;
+            trainer) build_one trainer trainer_image/Dockerfile ;;
+            *) log "unknown image '$target': expected operator or trainer"; exit 2 ;;
+        esac
+    done
+}
+
+main "$@"
