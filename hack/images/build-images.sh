@@ -31,18 +31,29 @@ VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)
 
 log() { echo "[images] $*" >&2; }
 
+# Debian packages this run needs and lacks (podman when no runtime is usable, mmdebstrap for the local
+# base), installed with one `apt-get update`.
+install_missing() {
+    local missing=()
+    if [[ -z "${CONTAINER_RUNTIME:-}" ]] && ! command -v podman >/dev/null \
+        && ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; }; then
+        missing+=(podman runc uidmap fuse-overlayfs)
+    fi
+    [[ -z "${BASE:-}" ]] && ! command -v mmdebstrap >/dev/null && missing+=(mmdebstrap)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        log "installing ${missing[*]} from Debian's packages"
+        apt-get update -q >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    fi
+}
+
 pick_runtime() {
     if [[ -n "${CONTAINER_RUNTIME:-}" ]]; then
         echo "$CONTAINER_RUNTIME"
     elif command -v podman >/dev/null; then
         echo podman
-    elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-        echo docker
     else
-        log "installing podman and runc from Debian's packages"
-        apt-get update -q >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc >&2
-        echo podman
+        echo docker
     fi
 }
 
@@ -97,6 +108,7 @@ main() {
     mkdir -p "$CACHE"
     exec 9>"$CACHE/images.lock"
     flock 9
+    install_missing
     RUNTIME="$(pick_runtime)"
     if [[ -z "${BASE:-}" ]]; then
         BASE="$(CONTAINER_RUNTIME="$RUNTIME" bash "$HERE/build-base.sh")"
