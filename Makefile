@@ -19,7 +19,7 @@ STAMP      := .make/venv-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 export ELASTRAIN_CACHE := $(CACHE)
 
-.PHONY: help venv controlplane cluster-up cluster-down demo test lint crds bench clean
+.PHONY: help venv controlplane cluster-up cluster-down demo test lint crds bench clean images
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ demo: venv controlplane  ## the main job: local cluster, the operator, a Trainin
 
 test: venv controlplane  ## run every test tier (unit, cluster, trainer, e2e); PYTEST_ARGS='-m unit' to select
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+images:  ## build elastrain/operator and elastrain/trainer with podman (installed if missing); prints sizes and times
+	@bash hack/images/build-images.sh
 
 lint: venv  ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,6 @@
 """Shared fixtures. Each test directory is a tier and gets its marker automatically:
-tests/unit -> unit, tests/cluster -> cluster, tests/trainer -> trainer, tests/e2e -> e2e.
+tests/unit -> unit, tests/cluster -> cluster, tests/trainer -> trainer, tests/e2e -> e2e,
+tests/images -> images.
 
 The ``cluster`` fixture brings a real control plane up once per session (built from Go modules,
 see hack/build-controlplane.sh) and tears it down at the end; ``namespace`` is a fresh
@@ -19,7 +20,7 @@ import pytest
 from elastrain_dev.cluster import CACHE_ROOT, LocalCluster
 from elastrain_dev.nodes import bring_up
 
-TIERS = ("unit", "cluster", "trainer", "e2e")
+TIERS = ("unit", "cluster", "trainer", "e2e", "images")
 TESTS_DIR = Path(__file__).resolve().parent
 
 

@@ -163,7 +163,7 @@ def test_default_deployment_runs_two_replicas_with_leader_election() -> None:
 def test_default_deployment_is_restricted_and_probed() -> None:
     pod = deployment(render())["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "ghcr.io/elastrain/operator:0.1.0"
+    assert container["image"] == "elastrain/operator:0.1.0"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     security = container["securityContext"]

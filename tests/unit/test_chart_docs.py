@@ -12,7 +12,7 @@ from elastrain_operator.api.constants import Reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs"
-PAGES = ["quickstart.md", "concepts.md", "operations.md", "architecture.md", "development.md"]
+PAGES = ["quickstart.md", "concepts.md", "operations.md", "architecture.md", "development.md", "images.md"]
 CHART_README = REPO_ROOT / "helm" / "elastrain" / "README.md"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 

@@ -1,5 +1,6 @@
-"""The Dockerfiles cannot be built here (no container runtime), so they are linted: pinned bases, non-root users
-that match what the chart and the operator's pods expect, entry points that exist, and sources that are sent."""
+"""What the Dockerfiles must say, checked without building them: pinned default bases with no registry host,
+non-root users that match what the chart and the operator's pods expect, entry points that exist, sources
+that are sent, and image names the chart agrees with. The images themselves are built and run in tests/images."""
 
 from __future__ import annotations
 
@@ -109,6 +110,33 @@ def test_the_image_installs_its_extra_only(dockerfile: Path, extra: str, forbidd
     runs = " ".join(ins.arguments for ins in parse(dockerfile) if ins.keyword == "RUN")
     assert f'".[{extra}]"' in runs
     assert f"[{forbidden}" not in runs and "[dev" not in runs
+
+
+@pytest.mark.parametrize("dockerfile", [OPERATOR, TRAINER], ids=["operator", "trainer"])
+def test_the_base_is_a_build_argument_without_a_registry_host(dockerfile: Path) -> None:
+    instructions = parse(dockerfile)
+    froms = [ins.arguments.split()[0] for ins in instructions if ins.keyword == "FROM"]
+    assert froms and all(image == "${BASE}" for image in froms), froms
+    for image in base_images(instructions):
+        first = image.split("/")[0]
+        # A first component with a dot or a port is a registry host; images stay registry-neutral.
+        assert "/" not in image or ("." not in first and ":" not in first), f"{dockerfile}: {image} names a registry"
+
+
+@pytest.mark.parametrize("dockerfile", [OPERATOR, TRAINER], ids=["operator", "trainer"])
+def test_no_url_defaults_in_the_dockerfile(dockerfile: Path) -> None:
+    args = [ins.arguments for ins in parse(dockerfile) if ins.keyword == "ARG"]
+    assert not [a for a in args if "://" in a], f"{dockerfile}: an ARG defaults to a URL: {args}"
+
+
+def test_the_chart_deploys_the_operator_image_make_images_tags() -> None:
+    script = (REPO_ROOT / "hack/images/build-images.sh").read_text(encoding="utf-8")
+    assert 'local image="elastrain/$name:$VERSION"' in script
+    values = yaml.safe_load((REPO_ROOT / "helm/elastrain/values.yaml").read_text(encoding="utf-8"))
+    chart = yaml.safe_load((REPO_ROOT / "helm/elastrain/Chart.yaml").read_text(encoding="utf-8"))
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert values["image"]["repository"] == "elastrain/operator"
+    assert values["image"]["tag"] == "" and chart["appVersion"] == version
 
 
 def dockerignore() -> list[str]:
