@@ -57,6 +57,20 @@ _SVC = re.compile(r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0
 log = logging.getLogger("elastrain.podrunner")
 
 
+#: The contract's Ray port variable, and where the runner moves it to: one port per job (see job_ray_port).
+RAY_PORT_ENV = "ELASTRAIN_RAY_PORT"
+JOB_LABEL = "elastrain.dev/job"
+JOB_RAY_PORTS = range(6380, 8200)
+
+
+def job_ray_port(namespace: str, job: str) -> int:
+    """The Ray port a job's pods use here: stable per job, so its head and workers agree, and different for
+    two jobs (but for a 1-in-1820 clash). Ray's GCS listens on every interface of the machine, not only on
+    the pod's address, so two heads on this machine cannot share the contract's one port as two pods with
+    their own network namespaces can on a real cluster."""
+    return JOB_RAY_PORTS[zlib.crc32(f"{namespace}/{job}".encode()) % len(JOB_RAY_PORTS)]
+
+
 def pod_ip(uid: str) -> str:
     """A stable loopback address per pod (by UID: a replacement pod gets another), in 127.10.0.1 - 127.249.249.250."""
     slot = zlib.crc32(uid.encode()) % (240 * 250 * 250)
@@ -285,6 +299,9 @@ class PodRunner:
                 ref = source["secretKeyRef"]
                 secret = _json(self.api.read_namespaced_secret(ref["name"], namespace, _preload_content=False))
                 env[var["name"]] = base64.b64decode(secret.get("data", {})[ref["key"]]).decode()
+        job = (pod["metadata"].get("labels") or {}).get(JOB_LABEL)
+        if RAY_PORT_ENV in env and job:
+            env[RAY_PORT_ENV] = str(job_ray_port(namespace, job))
         return env
 
     def _resolve_services(self, value: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from elastrain_dev import nodes
 from elastrain_dev.cluster import LocalCluster
-from elastrain_dev.podrunner import RUN_LABEL, PodRunner, pod_ip
+from elastrain_dev.podrunner import RUN_LABEL, PodRunner, job_ray_port, pod_ip
 from elastrain_dev.wait import until
 
 
@@ -183,3 +183,25 @@ def test_two_pods_on_one_node_each_have_an_address_and_bind_the_same_port(
     assert {p["spec"]["nodeName"] for p in done.values()} == {spare_node}
     assert [p["status"]["phase"] for p in done.values()] == ["Succeeded", "Succeeded"], done
     assert done["first"]["status"]["podIP"] != done["second"]["status"]["podIP"]
+
+
+def test_each_jobs_pods_get_one_ray_port_of_their_own(
+    cluster: LocalCluster, namespace: str, runner: PodRunner, spare_node: str
+) -> None:
+    # Ray's GCS listens on every interface, so two jobs' heads on one machine need two ports: the runner
+    # gives every pod of a job the same one (head and workers agree) and another job another.
+    code = "import os; print('port', os.environ['ELASTRAIN_RAY_PORT'])"
+    # Two jobs whose ports differ (a 1-in-1820 clash of the hash is possible, and would be a different test).
+    other = next(j for j in ("b", "c", "d") if job_ray_port(namespace, j) != job_ray_port(namespace, "a"))
+    for name, job in (("a-head", "a"), ("a-worker", "a"), ("b-head", other)):
+        pod = _pod(name, code, node=spare_node)
+        pod["metadata"]["labels"]["elastrain.dev/job"] = job
+        pod["spec"]["containers"][0]["env"].append({"name": "ELASTRAIN_RAY_PORT", "value": "6379"})
+        _create(cluster, namespace, pod)
+    ports = {}
+    for name in ("a-head", "a-worker", "b-head"):
+        assert _finished(cluster, namespace, name)["status"]["phase"] == "Succeeded"
+        log = runner.workdir / namespace / name / "container.log"
+        ports[name] = int(log.read_text().split("port", 1)[1].split()[0])
+    assert ports["a-head"] == ports["a-worker"] == job_ray_port(namespace, "a")
+    assert ports["b-head"] == job_ray_port(namespace, other) != ports["a-head"]

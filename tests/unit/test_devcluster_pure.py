@@ -13,7 +13,7 @@ from elastrain_dev import processes
 from elastrain_dev.certs import generate_certs
 from elastrain_dev.cluster import KWOK_MANAGED_LABEL, KWOK_MANAGED_VALUE
 from elastrain_dev.nodes import GPU_RESOURCE, build_node
-from elastrain_dev.podrunner import termination_message
+from elastrain_dev.podrunner import JOB_RAY_PORTS, job_ray_port, termination_message
 from elastrain_dev.processes import STATIC_PORTS, ephemeral_ports, free_port
 
 
@@ -72,3 +72,11 @@ def test_termination_message_as_a_kubelet_reports_it(tmp_path: Path) -> None:
     # What the container wrote wins, cut to 4096 bytes.
     written.write_text("trainer: " + "x" * 5000)
     assert termination_message(written, log, fallback_to_logs=True) == ("trainer: " + "x" * 5000)[:4096]
+
+
+def test_a_jobs_ray_port_is_stable_in_its_range_and_differs_between_jobs() -> None:
+    ports = {job_ray_port("ns", f"job-{i}") for i in range(200)}
+    assert job_ray_port("ns", "job-1") == job_ray_port("ns", "job-1")
+    assert all(p in JOB_RAY_PORTS for p in ports)
+    assert len(ports) > 150  # spread over the range, not one port for every job
+    assert not {8265, 8765, 6379} & set(JOB_RAY_PORTS)  # Ray's dashboard, the progress port, the contract's
