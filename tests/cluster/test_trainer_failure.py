@@ -8,8 +8,7 @@ once. The head writes why to its termination log and exits 1, the container stat
 message, and the operator quotes it in the job's Failed condition and its Warning Event, counts
 the application failure and stops the job's pods.
 
-The jobs run one after another: Ray's GCS listens on every interface of its machine, so two heads
-on one machine contend for the Ray port even with an address each (see docs/local-cluster.md).
+Two jobs' heads on one node: tests/cluster/test_shared_node.py.
 """
 
 from __future__ import annotations
