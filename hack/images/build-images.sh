@@ -62,7 +62,8 @@ inputs_hash() {
     local dockerfile="$1"
     (
         cd "$ROOT"
-        find "$dockerfile" pyproject.toml README.md .dockerignore operator trainer_image hack/elastrain_dev hack/images/sbom.sh \
+        find "$dockerfile" pyproject.toml README.md .dockerignore operator trainer_image hack/elastrain_dev \
+            hack/images/sbom.sh hack/images/requirements.py hack/images/install-project.sh \
             -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.pyc' -print0 \
             | LC_ALL=C sort -z | xargs -0 sha256sum
         echo "BASE=$BASE TORCH_INDEX_URL=${TORCH_INDEX_URL:-}"

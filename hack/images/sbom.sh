@@ -1,15 +1,12 @@
 #!/bin/sh
-# Runs in an image's build stage: writes the venv's pinned versions (pip freeze) and a CycloneDX SBOM
-# into it, then removes pip from it, so the final stage carries the inventory but no installer.
+# Runs in an image's build stage, once elastrain is installed: writes the venv's pinned versions (pip freeze)
+# and a CycloneDX SBOM into it. The venv has no pip of its own (the final image carries the inventory but no
+# installer): TOOLS is the build stage's tool venv, with pip and cyclonedx-bom, which the final stage never copies.
 #
-#   sh sbom.sh /opt/elastrain   ->  /opt/elastrain/requirements.freeze.txt, /opt/elastrain/sbom.cdx.json
+#   sh sbom.sh /opt/elastrain /opt/build-tools  ->  /opt/elastrain/requirements.freeze.txt, /opt/elastrain/sbom.cdx.json
 set -eu
 VENV="$1"
-"$VENV/bin/pip" freeze --all > "$VENV/requirements.freeze.txt"
-"$VENV/bin/pip" uninstall --yes --quiet pip
-# The SBOM generator lives in a venv of its own that the final stage never copies.
-python3 -m venv /tmp/sbom-tool
-/tmp/sbom-tool/bin/pip install --quiet "cyclonedx-bom==7.5.0"
-/tmp/sbom-tool/bin/cyclonedx-py environment --output-reproducible --of JSON \
+TOOLS="$2"
+"$TOOLS/bin/pip" --python "$VENV/bin/python" freeze --all > "$VENV/requirements.freeze.txt"
+"$TOOLS/bin/cyclonedx-py" environment --output-reproducible --of JSON \
     --output-file "$VENV/sbom.cdx.json" "$VENV/bin/python"
-rm -rf /tmp/sbom-tool

@@ -49,18 +49,39 @@ def parse(path: Path) -> list[Instruction]:
     return instructions
 
 
+def stage_names(instructions: list[Instruction]) -> list[str]:
+    """The names (`FROM ... AS name`) of the stages, in order."""
+    froms = [ins.arguments.split() for ins in instructions if ins.keyword == "FROM"]
+    return [words[2] for words in froms if len(words) == 3 and words[1].upper() == "AS"]
+
+
 def base_images(instructions: list[Instruction]) -> list[str]:
-    """The base image of each stage, with `${ARG}` replaced by the ARG's default."""
+    """The base image of each stage that starts from an image (not from an earlier stage), `${ARG}` replaced."""
     args = {}
     images = []
+    stages = stage_names(instructions)
     for ins in instructions:
         if ins.keyword == "ARG" and "=" in ins.arguments:
             name, _, default = ins.arguments.partition("=")
             args[name] = default
-        if ins.keyword == "FROM":
+        if ins.keyword == "FROM" and ins.arguments.split()[0] not in stages:
             image = ins.arguments.split()[0]
             images.append(re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], image))
     return images
+
+
+def stages(instructions: list[Instruction]) -> dict[str, list[Instruction]]:
+    """Each stage's instructions (its FROM first), by name; the unnamed final stage is "final"."""
+    found: dict[str, list[Instruction]] = {}
+    current: list[Instruction] | None = None
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            words = ins.arguments.split()
+            named = len(words) == 3 and words[1].upper() == "AS"
+            current = found.setdefault(words[2] if named else "final", [])
+        if current is not None:
+            current.append(ins)
+    return found
 
 
 def final_stage(instructions: list[Instruction]) -> list[Instruction]:
@@ -108,15 +129,41 @@ def test_entry_points_exist() -> None:
 )
 def test_the_image_installs_its_extra_only(dockerfile: Path, extra: str, forbidden: str) -> None:
     runs = " ".join(ins.arguments for ins in parse(dockerfile) if ins.keyword == "RUN")
-    assert f'".[{extra}]"' in runs
-    assert f"[{forbidden}" not in runs and "[dev" not in runs
+    assert f"requirements.py pyproject.toml {extra} " in runs
+    assert forbidden not in runs and "dev " not in runs
+
+
+@pytest.mark.parametrize("dockerfile", [OPERATOR, TRAINER], ids=["operator", "trainer"])
+def test_a_source_change_reuses_the_dependency_layers(dockerfile: Path) -> None:
+    """The dependencies install in a stage that sees pyproject.toml only; the project stage adds elastrain with
+    --no-deps; the final stage copies the dependency venv before elastrain's own files, so a changed .py file
+    rebuilds the small layers only."""
+    by_stage = stages(parse(dockerfile))
+    assert list(by_stage) == ["deps", "project", "final"], list(by_stage)
+    deps = by_stage["deps"]
+    copied = [ins.arguments.split()[:-1] for ins in deps if ins.keyword == "COPY"]
+    assert copied == [["pyproject.toml"], ["hack/images/requirements.py"]], copied
+    (install,) = [ins.arguments for ins in deps if ins.keyword == "RUN" and "-r /tmp/requirements.txt" in ins.arguments]
+    assert "--python /opt/elastrain/bin/python install" in install
+    assert "venv --without-pip /opt/elastrain" in install  # the final image carries no installer
+    assert by_stage["project"][0].arguments == "deps AS project"
+    project_runs = " ".join(ins.arguments for ins in by_stage["project"] if ins.keyword == "RUN")
+    assert "install-project.sh /opt/elastrain /opt/build-tools /opt/elastrain-project" in project_runs
+    script = (REPO_ROOT / "hack/images/install-project.sh").read_text(encoding="utf-8")
+    assert "install --no-deps ." in script and " check\n" in script
+    final_copies = [ins.arguments for ins in by_stage["final"] if ins.keyword == "COPY"]
+    assert final_copies == [
+        "--from=deps /opt/elastrain /opt/elastrain",
+        "--from=project /opt/elastrain-project/ /opt/elastrain/",
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", [OPERATOR, TRAINER], ids=["operator", "trainer"])
 def test_the_base_is_a_build_argument_without_a_registry_host(dockerfile: Path) -> None:
     instructions = parse(dockerfile)
+    earlier = stage_names(instructions)
     froms = [ins.arguments.split()[0] for ins in instructions if ins.keyword == "FROM"]
-    assert froms and all(image == "${BASE}" for image in froms), froms
+    assert froms and all(image == "${BASE}" or image in earlier for image in froms), froms
     for image in base_images(instructions):
         first = image.split("/")[0]
         # A first component with a dot or a port is a registry host; images stay registry-neutral.
