@@ -216,7 +216,11 @@ def test_kubectl_scale_adds_and_removes_workers(job: JobDriver) -> None:
     assert {"job-worker-2", "job-worker-3"} <= job.live_pods()
     job.kubectl("scale", "tj", "job", "--replicas=1")
     until(lambda: set(job.live()) == {("head", 0), ("worker", 0)}, what="scaled down to one worker")
-    status = job.wait_phase("Running")
+    # The round that sees one worker ready writes the ScaledDown record; the pods go first.
+    status = until(
+        lambda: (s := job.status()).get("phase") == "Running" and s.get("workers", {}).get("ready") == 1 and s,
+        what="status: Running with one ready worker",
+    )
     resizes = [(r["from"], r["to"], r["reason"]) for r in status["resizes"]]
     # Growing may take more than one round (2 -> 3 -> 4); shrinking is one round.
     assert resizes[0][0] == 2 and resizes[-1] == (4, 1, "ScaledDown"), resizes
