@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from tests.textdata import corpus_documents, train_tokenizer
+from tests.tinymodels import save_tiny_llama
 
 from elastrain_dev.cluster import REPO_ROOT, LocalCluster
 from elastrain_dev.demo import run
@@ -24,29 +25,11 @@ from elastrain_dev.demo import run
 EXAMPLE = REPO_ROOT / "examples" / "finetune-llama.yaml"
 
 
-def _tiny_llama(model_dir: Path, vocab_size: int) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(str(model_dir))
-
-
 def _manifest(tmp_path: Path) -> Path:
     """The example with its PVC paths on the host, written next to the data."""
     model_dir = train_tokenizer(tmp_path / "llama")
     vocab = len(json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"])
-    _tiny_llama(model_dir, vocab)
+    save_tiny_llama(model_dir, vocab_size=vocab, tie_word_embeddings=False, max_positions=128)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     with (corpus / "part-0.jsonl").open("w") as out:

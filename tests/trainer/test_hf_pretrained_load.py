@@ -10,32 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tests.tinymodels import save_tiny_llama
 from tests.trainer.hf_ranks import VOCAB, fixed_batch, spawn
 
 
-def save_tiny_llama(directory: Path, *, seed: int = 0) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
-    model.train(False)
-    model.save_pretrained(str(directory))
-    module: torch.nn.Module = model
-    return module
-
-
 def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_path: Path) -> None:
-    reference = save_tiny_llama(tmp_path / "llama")
+    reference = save_tiny_llama(tmp_path / "llama", vocab_size=VOCAB)
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "llama" / "model.safetensors"), framework="pt") as f:

@@ -21,6 +21,7 @@ import pytest
 import ray
 import torch
 from tests.textdata import train_tokenizer
+from tests.tinymodels import save_tiny_llama
 from tests.trainer.helpers import assert_bit_identical, count_samples, fast_options, full_parameters
 from torch.nn import functional as F  # noqa: N812
 
@@ -53,22 +54,7 @@ def user_pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster
 
 
 def save_pretrained_llama(directory: Path) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
-    model.train(False)
-    model.save_pretrained(str(directory))
+    model = save_tiny_llama(directory, vocab_size=VOCAB)
     train_tokenizer(directory, vocab_size=VOCAB)  # a model directory with its tokenizer, as on the Hub
     return model
 
