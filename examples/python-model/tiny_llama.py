@@ -4,8 +4,9 @@ elastrain calls ``build(model_cfg, **kwargs)`` (``spec.trainer.model.python``) i
 process. The function returns the module built on the meta device (no memory yet), the list of its
 repeated blocks (each becomes one FSDP unit and one activation-checkpointing unit) and, optionally,
 a loss. elastrain shards the module, allocates each rank's shards and initialises them by calling
-every submodule's ``reset_parameters()``, innermost first, so the root's ``reset_parameters`` has
-the last word (and recomputes buffers such as the rotary tables here).
+every submodule's ``reset_parameters()``, innermost first, block by block and then outside the
+blocks: a block's ``reset_parameters`` has the last word on the block's parameters, the root's on
+everything outside the blocks (and recomputes buffers such as the rotary tables here).
 
 Nothing in this file knows about distribution.
 """
@@ -69,6 +70,12 @@ class DecoderLayer(nn.Module):
         out: torch.Tensor = x + self.down(F.silu(self.gate(h)) * self.up(h))
         return out
 
+    def reset_parameters(self) -> None:
+        """Runs after the layer's submodules: small normal weights for every matrix of the layer."""
+        for param in self.parameters():
+            if param.dim() == 2:
+                nn.init.normal_(param, std=0.02)
+
 
 class TinyLlama(nn.Module):
     """``forward(tokens)`` returns logits (batch, seq, vocab), as the python source requires."""
@@ -84,10 +91,9 @@ class TinyLlama(nn.Module):
         self.register_buffer("sin", torch.empty(seq_len, self.head_dim // 2), persistent=False)
 
     def reset_parameters(self) -> None:
-        """Runs last: the model's own init, and the rotary tables (non-persistent buffers start empty)."""
-        for param in self.parameters():
-            if param.dim() == 2:
-                nn.init.normal_(param, std=0.02)
+        """Runs last: the weights outside the layers, and the rotary tables (non-persistent buffers start empty)."""
+        for param in (self.embed.weight, self.lm_head.weight):
+            nn.init.normal_(param, std=0.02)
         inv = 1.0 / (10000.0 ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
         angles = torch.outer(torch.arange(self.seq_len, dtype=torch.float32), inv)
         self.cos.copy_(angles.cos())

@@ -2,7 +2,9 @@
 
 Each rank builds the Hugging Face model on the meta device, shards it, materialises its shards and
 loads the pretrained safetensors into them; rank 0 saves the logits of a fixed batch and every rank
-reports how much of the model it holds.
+reports how much of the model it holds. Then each rank builds the same architecture without weights
+(the architecture's init from the seed, activation checkpointing on) and rank 0 saves the gathered
+initial weights.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
 from torch.multiprocessing.spawn import start_processes
@@ -24,14 +27,14 @@ SEQ = 16
 VOCAB = 256
 
 
-def hf_trainer_config(model_dir: Path, **model: object) -> TrainerConfig:
+def hf_trainer_config(model_dir: Path, *, weights: bool = True, **model: object) -> TrainerConfig:
     return TrainerConfig.model_validate(
         {
             "model": {
                 "source": "huggingface",
                 "seqLen": SEQ,
                 "vocabSize": VOCAB,
-                "huggingface": {"path": str(model_dir), "weights": True},
+                "huggingface": {"path": str(model_dir), "weights": weights},
                 **model,
             },
             "seed": 3,
@@ -58,10 +61,21 @@ def _rank(rank: int, world: int, rendezvous: str, model_dir: str, out: str) -> N
             logits = built.logits(fixed_batch())
         shares = [0] * world
         dist.all_gather_object(shares, held)
+        initial = initial_weights(Path(model_dir), world)
         if rank == 0:
-            torch.save({"logits": logits, "held": shares, "total": total}, out)
+            torch.save({"logits": logits, "held": shares, "total": total, "initial": initial}, out)
     finally:
         dist.destroy_process_group()
+
+
+def initial_weights(model_dir: Path, world: int) -> dict[str, torch.Tensor]:
+    """The architecture's init from the seed, sharded over ``world`` ranks, gathered (a collective; rank 0 gets it)."""
+    cfg = hf_trainer_config(model_dir, weights=False, activationCheckpointing="selective")
+    built = build_built_model(cfg)
+    parallelize(built, init_device_mesh("cpu", (world,)), cfg)
+    materialize(built, seed=cfg.seed)
+    state = get_model_state_dict(built.module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def spawn(world: int, model_dir: Path, out: Path) -> None:

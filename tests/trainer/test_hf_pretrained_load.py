@@ -2,7 +2,9 @@
 
 A tiny Llama (2 layers, width 64, tied embeddings so ``lm_head`` is absent from the file) is
 created and saved by the test; every world size builds it on meta, shards it, and reads only its
-slices through DCP's Hugging Face reader.
+slices through DCP's Hugging Face reader. The same processes also build the architecture without
+weights: its initialisation from the seed gives the same weights at every world size (and with
+activation checkpointing as without), equal to a single process's unsharded init.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import torch
 from tests.tinymodels import save_tiny_llama
-from tests.trainer.hf_ranks import VOCAB, fixed_batch, spawn
+from tests.trainer.hf_ranks import VOCAB, fixed_batch, hf_trainer_config, spawn
+
+from elastrain_trainer.models import build_built_model, materialize
 
 
 def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_path: Path) -> None:
@@ -33,3 +37,27 @@ def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_pat
         # Each rank holds its shards only (FSDP pads dim 0, so a little more than total/world).
         assert sum(got["held"]) >= got["total"]
         assert max(got["held"]) <= got["total"] / world * 1.1 + 64 * world, (world, got["held"])
+
+    # Random init (weights: false): the same weights at 1, 2 and 4 ranks as in one unsharded process.
+    cfg = hf_trainer_config(tmp_path / "llama", weights=False)
+    built = build_built_model(cfg)
+    materialize(built, seed=cfg.seed)
+    unsharded = dict(built.module.state_dict())
+    for world, got in results.items():
+        initial = got["initial"]
+        assert sorted(initial) == sorted(unsharded), world
+        for name, tensor in unsharded.items():
+            assert torch.equal(initial[name], tensor), (world, name)
+    # It is the architecture's init (normal(0, initializer_range) matrices, unit norms), each matrix
+    # from its own seed, and not the pretrained weights.
+    layers = [unsharded[f"model.layers.{i}.self_attn.q_proj.weight"] for i in (0, 1)]
+    assert not torch.equal(layers[0], layers[1])
+    assert abs(float(layers[0].std()) - 0.02) < 0.002
+    assert torch.equal(unsharded["model.norm.weight"], torch.ones(64))
+    assert not torch.equal(unsharded["model.embed_tokens.weight"], reference.model.embed_tokens.weight)
+    # A different seed, different weights.
+    other = build_built_model(cfg)
+    materialize(other, seed=cfg.seed + 1)
+    assert not torch.equal(
+        other.module.state_dict()["model.embed_tokens.weight"], unsharded["model.embed_tokens.weight"]
+    )

@@ -21,7 +21,8 @@ from torch.nn import functional as F  # noqa: N812
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``forward(module, tokens)`` -> logits (batch, seq, vocab).
 ForwardFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-#: ``init(module)``: fill a materialised (``to_empty``) module's parameters and buffers in place.
+#: ``init(submodule)``: fill one submodule's own parameters and buffers in place (called for every submodule,
+#: innermost first, each under its own seed, on full-size tensors; see :mod:`.materialize`).
 InitFn = Callable[[nn.Module], None]
 
 
@@ -57,7 +58,7 @@ class BuiltModel:
     loss: LossFn = next_token_loss
     forward: ForwardFn = call_module
     init: InitFn | None = None
-    """How to initialise the module once materialised; None: built on a real device, already initialised."""
+    """How to initialise each submodule once materialised; None: built on a real device, already initialised."""
     pretrained: str | None = None
     """A directory of ``*.safetensors`` loaded into the shards after materialising (None: keep the init)."""
     export: HFExport | None = None

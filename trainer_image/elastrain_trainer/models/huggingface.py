@@ -1,9 +1,10 @@
 """Source ``huggingface``: any ``transformers`` causal LM, built on the meta device from a config or a model directory.
 
 The blocks are found from the class's ``_no_split_modules`` (the decoder layers); the forward
-returns ``.logits``; initialisation is the architecture's own ``initialize_weights`` (run on the
-shards once they are materialised); with ``weights: true`` the directory's safetensors are loaded
-into the shards afterwards (:mod:`.pretrained`).
+returns ``.logits``; initialisation is the architecture's own ``_init_weights`` per submodule (the
+one ``initialize_weights`` applies, run unit by unit once the shards are materialised, see
+:mod:`.materialize`); with ``weights: true`` the directory's safetensors are loaded into the shards
+afterwards (:mod:`.pretrained`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 from elastrain_trainer.config import ModelConfig
 from elastrain_trainer.errors import SpecError
 from elastrain_trainer.models.blocks import find_blocks
-from elastrain_trainer.models.built import BuiltModel, HFExport
+from elastrain_trainer.models.built import BuiltModel, HFExport, InitFn
 
 FIELD = "spec.trainer.model.huggingface"
 #: Files of a Hugging Face tokenizer directory (copied on export).
@@ -99,12 +100,28 @@ def load_hf_config(cfg: ModelConfig) -> Any:
     return config
 
 
-def initialize(module: nn.Module) -> None:
-    """The architecture's own initialisation (weights, rotary tables) on a materialised module."""
-    for sub in module.modules():
-        if hasattr(sub, "_is_hf_initialized"):
-            del sub._is_hf_initialized
-    module.initialize_weights()  # type: ignore[operator]
+def build_init(module: nn.Module) -> InitFn:
+    """The architecture's own initialisation of one submodule (weights, rotary tables).
+
+    As ``initialize_weights`` does, a submodule is initialised by the innermost ``PreTrainedModel``
+    that contains it (a composite model's parts keep their own schemes).
+    """
+    from transformers import PreTrainedModel
+
+    owners: dict[int, Any] = {}
+
+    def assign(sub: nn.Module, owner: Any) -> None:
+        owner = sub if isinstance(sub, PreTrainedModel) else owner
+        owners[id(sub)] = owner
+        for child in sub.children():
+            assign(child, owner)
+
+    assign(module, module)
+
+    def init(sub: nn.Module) -> None:
+        owners.get(id(sub), module)._init_weights(sub)
+
+    return init
 
 
 def hf_forward(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -140,7 +157,7 @@ def build_huggingface(cfg: ModelConfig, *, tokenizer_dir: str | None = None) -> 
         blocks=blocks,
         vocab_size=int(config.vocab_size),
         forward=hf_forward,
-        init=initialize,
+        init=build_init(module),
         pretrained=hf.path if hf.weights else None,
         export=HFExport(config=config, tokenizer_dir=tokenizer_dir),
     )

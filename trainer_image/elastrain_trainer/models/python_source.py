@@ -6,7 +6,8 @@ The function is called as ``function(model_cfg, **kwargs)`` with the job's
 list of its repeated blocks (submodules of it, the FSDP units) and optionally
 ``loss(logits, targets) -> summed loss``. ``module(tokens)`` must return logits (batch, seq, vocab).
 A meta module is initialised after sharding by calling every submodule's ``reset_parameters()``,
-innermost first, so the root's own ``reset_parameters`` (if any) has the last word.
+innermost first, block by block and then the modules outside the blocks, so the root's own
+``reset_parameters`` (if any) has the last word; it may re-initialise any parameter outside the blocks.
 """
 
 from __future__ import annotations
@@ -84,12 +85,11 @@ def check_result(result: Any, entrypoint: str) -> tuple[nn.Module, list[nn.Modul
     return module, list(blocks), loss
 
 
-def reset_all(module: nn.Module) -> None:
-    """Initialise a materialised module: every ``reset_parameters()``, innermost first."""
-    for sub in reversed(list(module.modules())):
-        reset = getattr(sub, "reset_parameters", None)
-        if callable(reset):
-            reset()
+def reset_module(module: nn.Module) -> None:
+    """Initialise one submodule of a materialised module: its ``reset_parameters()``, if it has one."""
+    reset = getattr(module, "reset_parameters", None)
+    if callable(reset):
+        reset()
 
 
 def build_python(cfg: ModelConfig) -> BuiltModel:
@@ -111,5 +111,5 @@ def build_python(cfg: ModelConfig) -> BuiltModel:
         blocks=blocks,
         vocab_size=int(vocab),
         loss=loss,
-        init=reset_all,
+        init=reset_module,
     )
