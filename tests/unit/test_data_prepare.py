@@ -66,9 +66,10 @@ def test_prepare_drops_the_planted_duplicates_and_junk_and_says_so(
     assert manifest["documents"] == {"in": 66, "out": 60}
     assert manifest["dropped"] == {"exact_duplicates": 2, "near_duplicates": 2}
     assert manifest["filtered"] == {"too_short": 1, "too_long": 0, "repeated_lines": 1, "repeated_ngrams": 0}
-    assert [(i["path"].rsplit("/", 1)[-1], i["documents"]) for i in manifest["inputs"]] == [
-        ("a.jsonl", 32),
-        ("b.txt", 34),
+    # Per file: read, and kept (a.jsonl: an exact and a near duplicate; b.txt: those and 2 filtered).
+    assert [(i["path"].rsplit("/", 1)[-1], i["documents"], i["kept"]) for i in manifest["inputs"]] == [
+        ("a.jsonl", 32, 30),
+        ("b.txt", 34, 30),
     ]
     assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
     tokenizer = load_tokenizer(tokenizer_dir)
@@ -104,6 +105,7 @@ def test_the_flags_change_what_is_dropped(corpus: Path, tokenizer_dir: Path, tmp
     # the boilerplate passes the looser line filter but not the 2-gram one ("home about" 5 times)
     assert manifest["filtered"] == {"too_short": 0, "too_long": 0, "repeated_lines": 0, "repeated_ngrams": 1}
     assert manifest["settings"]["filters"]["min_chars"] == 5 and manifest["settings"]["dedup_near"] is False
+    assert [i["kept"] for i in manifest["inputs"]] == [31, 32]
 
 
 def test_training_from_the_output_directory_reads_samples_across_shards(

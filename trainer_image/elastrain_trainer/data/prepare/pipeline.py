@@ -115,6 +115,9 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
     writer = ShardWriter(out, dtype=dtype, shard_tokens=options.shard_tokens)
     summary = PrepareSummary()
     per_file: list[int] = [0] * len(files)
+    kept_per_file: list[int] = [0] * len(files)
+    #: The input file of each document of the batches in flight, in order (consume pops them).
+    origins: deque[int] = deque()
     digests: set[bytes] = set()
     near = NearDuplicateIndex(options.near) if options.dedup_near else None
 
@@ -123,6 +126,7 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
         for index, (path, fmt) in enumerate(zip(files, formats, strict=True)):
             for document in read_documents(path, fmt, text_field=options.text_field):
                 per_file[index] += 1
+                origins.append(index)
                 summary.documents_in += 1
                 batch.append(document)
                 if len(batch) >= options.batch_docs:
@@ -139,6 +143,7 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
 
     def consume(results: list[DocResult]) -> None:
         for reason, digest, signature, tokens in results:
+            origin = origins.popleft()
             if reason is not None:
                 summary.filtered[reason] += 1
                 continue
@@ -152,6 +157,7 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
                 summary.near_duplicates += 1
                 continue
             summary.documents_out += 1
+            kept_per_file[origin] += 1
             writer.write(tokens)
 
     for results in _map_ordered(options, batches()):
@@ -160,8 +166,8 @@ def prepare(options: PrepareOptions, *, progress: Callable[[int, int], None] | N
     summary.tokens = sum(s.tokens for s in shards)
     summary.shards = len(shards)
     inputs = [
-        {"path": str(path), "sha256": file_sha256(path), "bytes": path.stat().st_size, "documents": count}
-        for path, count in zip(files, per_file, strict=True)
+        {"path": str(path), "sha256": file_sha256(path), "bytes": path.stat().st_size, "documents": read, "kept": kept}
+        for path, read, kept in zip(files, per_file, kept_per_file, strict=True)
     ]
     manifest = build_manifest(
         options=options, tokenizer=tokenizer, dtype=dtype, summary=summary, inputs=inputs, shards=shards
