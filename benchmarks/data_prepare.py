@@ -10,7 +10,8 @@ Per row, the median wall time over --repeats runs, from files on disk to tokens 
                    written with save_to_disk; no cleaning, no dedup
   prepare          elastrain data prepare (NFKC, filters, exact and MinHash LSH near dedup, shards)
   prepare no-dedup the same without exact and near dedup (what dedup costs)
-MB/s is input bytes over that time.
+MB/s is input bytes over that time. ``benchmarks/real_models.py`` runs the same comparison (smaller,
+one repeat) as its ``data_prepare`` section, next to the model measurements the issue asked for.
 """
 
 from __future__ import annotations
@@ -87,20 +88,16 @@ def run_prepare(corpus: Path, tokenizer: Path, out: Path, workers: int, *, dedup
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", type=int, default=20000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    args = parser.parse_args()
+def measure(documents: int, repeats: int, workers_list: list[int]) -> tuple[dict[str, dict[str, Any]], int]:
+    """Every pipeline at every worker count on one generated corpus: per row median seconds, MB/s, counts."""
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tokenizer = train_tokenizer(root / "tok")
         corpus = root / "corpus.jsonl"
-        size = make_corpus(corpus, args.documents, seed=0)
+        size = make_corpus(corpus, documents, seed=0)
         cases: list[tuple[str, int, Any]] = []
-        for workers in args.workers:
+        for workers in workers_list:
             cases.append((f"datasets.map x{workers}", workers, lambda o, w: run_datasets_map(corpus, tokenizer, o, w)))
             cases.append(
                 (f"prepare x{workers}", workers, lambda o, w: run_prepare(corpus, tokenizer, o, w, dedup=True))
@@ -114,7 +111,7 @@ def main() -> None:
             )
         for label, workers, run in cases:
             times: list[float] = []
-            for repeat in range(args.repeats):
+            for repeat in range(repeats):
                 out = root / f"{label.replace(' ', '_')}-{repeat}"
                 out.mkdir()
                 started = time.perf_counter()
@@ -123,6 +120,16 @@ def main() -> None:
             rows[label] = {"workers": workers, "seconds": summarise(times), **result}
             rows[label]["mb_per_second"] = size / 1e6 / rows[label]["seconds"]["median"]
             print(f"{label}: {rows[label]['seconds']['median']:.2f} s", file=sys.stderr)
+    return rows, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    rows, size = measure(args.documents, args.repeats, args.workers)
     table = [
         [label, r["workers"], r["seconds"]["median"], r["mb_per_second"], r["documents_out"], r["tokens"]]
         for label, r in rows.items()

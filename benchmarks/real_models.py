@@ -10,8 +10,10 @@ benchmarks/results/real_models.json, then a one-line summary):
   sharded_load peak RSS growth per rank while building a pretrained Llama (~180 MB of fp32
                weights, saved by the benchmark) on meta, sharding it and loading its safetensors with
                DCP's Hugging Face reader into 1 rank and into 4 ranks (spawned processes).
-The data engineer's ``benchmarks/data_prepare.py`` is separate; to report it here too, add a section
-function to ``SECTIONS`` (same shape: rows and a summary dict).
+  data_prepare ``elastrain data prepare`` MB/s against a plain ``datasets.map`` tokenization of the
+               same generated jsonl files (``benchmarks/data_prepare.py``'s comparison, run here with
+               --prepare-documents documents, one repeat, 1 and 2 workers; that file has the details
+               and a longer run).
 """
 
 from __future__ import annotations
@@ -211,13 +213,27 @@ def sharded_load(args: argparse.Namespace) -> tuple[list[list[Any]], dict[str, A
     return rows, {"weights_mb": weights_mb, "per_world": {str(w): r for w, r in per_world.items()}}
 
 
-SECTIONS: dict[str, Section] = {"throughput": throughput, "sharded_load": sharded_load}
+def data_prepare(args: argparse.Namespace) -> tuple[list[list[Any]], dict[str, Any]]:
+    import data_prepare as bench
+
+    measured, size = bench.measure(args.prepare_documents, 1, [1, 2])
+    rows = [
+        [f"data {label}", f"{size / 1e6:.2f} MB jsonl", f"{r['mb_per_second']:.2f} MB/s"]
+        for label, r in measured.items()
+    ]
+    ratio = measured["prepare x2"]["mb_per_second"] / measured["datasets.map x2"]["mb_per_second"]
+    rows.append(["data prepare / datasets.map", "2 workers, MB/s ratio", f"{ratio:.2f}"])
+    return rows, {"input_bytes": size, "rows": measured, "ratio_2_workers": ratio}
+
+
+SECTIONS: dict[str, Section] = {"throughput": throughput, "sharded_load": sharded_load, "data_prepare": data_prepare}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per model")
     parser.add_argument("--load-worlds", type=int, nargs="+", default=[1, 4], help="ranks to load the model into")
+    parser.add_argument("--prepare-documents", type=int, default=5000, help="documents of the data_prepare corpus")
     parser.add_argument("--only", choices=sorted(SECTIONS), help="run one section")
     args = parser.parse_args()
     rows: list[list[Any]] = []
@@ -244,6 +260,12 @@ def main() -> None:
         parts.append(
             f"loading {s['weights_mb']:.0f} MB of weights: peak RSS growth per rank "
             + ", ".join(f"{v:.0f} MB at {w} rank(s)" for w, v in peaks.items())
+        )
+    if "data_prepare" in results:
+        d = results["data_prepare"]["rows"]
+        parts.append(
+            f"data prepare {d['prepare x2']['mb_per_second']:.2f} MB/s vs datasets.map "
+            f"{d['datasets.map x2']['mb_per_second']:.2f} MB/s at 2 workers"
         )
     print("; ".join(parts))
 
