@@ -2,7 +2,8 @@
 
 Each rank builds the Hugging Face model on the meta device, shards it, materialises its shards and
 loads the pretrained safetensors into them; rank 0 saves the logits of a fixed batch and every rank
-reports how much of the model it holds. Then each rank builds the same architecture without weights
+reports how much of the model it holds, and every rank writes its slices of an export of the loaded
+weights (``export-<world>/final``). Then each rank builds the same architecture without weights
 (the architecture's init from the seed, activation checkpointing on) and rank 0 saves the gathered
 initial weights.
 """
@@ -20,6 +21,7 @@ from torch.distributed.tensor import DTensor
 from torch.multiprocessing.spawn import start_processes
 
 from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.export import export_model
 from elastrain_trainer.models import build_built_model, materialize
 from elastrain_trainer.parallel import parallelize
 
@@ -61,6 +63,7 @@ def _rank(rank: int, world: int, rendezvous: str, model_dir: str, out: str) -> N
             logits = built.logits(fixed_batch())
         shares = [0] * world
         dist.all_gather_object(shares, held)
+        export_model(built, str(Path(out).parent / f"export-{world}"), rank=rank, cfg=cfg)
         initial = initial_weights(Path(model_dir), world)
         if rank == 0:
             torch.save({"logits": logits, "held": shares, "total": total, "initial": initial}, out)

@@ -2,7 +2,9 @@
 
 A tiny Llama (2 layers, width 64, tied embeddings so ``lm_head`` is absent from the file) is
 created and saved by the test; every world size builds it on meta, shards it, and reads only its
-slices through DCP's Hugging Face reader. The same processes also build the architecture without
+slices through DCP's Hugging Face reader. Each world size exports what it loaded (every rank writing
+its slices through DCP's Hugging Face writer): the files hold the pretrained tensors bit for bit and
+``from_pretrained`` loads them as they are. The same processes also build the architecture without
 weights: its initialisation from the seed gives the same weights at every world size (and with
 activation checkpointing as without), equal to a single process's unsharded init.
 """
@@ -37,6 +39,24 @@ def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_pat
         # Each rank holds its shards only (FSDP pads dim 0, so a little more than total/world).
         assert sum(got["held"]) >= got["total"]
         assert max(got["held"]) <= got["total"] / world * 1.1 + 64 * world, (world, got["held"])
+
+    # The exports: what was loaded, written back bit for bit, one file as save_pretrained writes it.
+    from transformers import AutoModelForCausalLM
+
+    with safe_open(str(tmp_path / "llama" / "model.safetensors"), framework="pt") as f:
+        original = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    for world in results:
+        final = tmp_path / f"export-{world}" / "final"
+        assert {p.name for p in final.iterdir()} == {"config.json", "model.safetensors"}, world
+        with safe_open(str(final / "model.safetensors"), framework="pt") as f:
+            written = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        assert sorted(written) == sorted(original), world
+        for name, tensor in original.items():
+            assert torch.equal(written[name], tensor), (world, name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(final))
+        loaded.train(False)
+        with torch.no_grad():
+            assert torch.equal(loaded(fixed_batch()).logits, expected), world
 
     # Random init (weights: false): the same weights at 1, 2 and 4 ranks as in one unsharded process.
     cfg = hf_trainer_config(tmp_path / "llama", weights=False)

@@ -1,9 +1,12 @@
 """Write ``<export_dir>/final``: config.json, model.safetensors and the tokenizer files.
 
-Every rank of one replica group takes part in gathering the full state dict (DCP's state-dict
-API, offloaded to rank 0's CPU); only rank 0 writes. Tied weights are written once (under the
-first name, as ``save_pretrained`` does), so ``AutoModelForCausalLM.from_pretrained`` loads the
-directory as it is. The directory appears whole: it is written under a temporary name and renamed.
+Every rank of one replica group writes the slices its shards hold (torch DCP's distributed Hugging
+Face writer, ``HuggingFaceStorageWriter(save_distributed=True)``), so no rank gathers the whole
+model; DCP's consolidation then joins the slices into whole tensors, file to file, without holding
+the model in memory. Tied weights are written once (under the first name, as ``save_pretrained``
+does), so ``AutoModelForCausalLM.from_pretrained`` loads the directory as it is. The directory
+appears whole: it is written under a temporary name and renamed. The ranks of the group must share
+the export location's file system (they do: a group is one pod, or a shared volume across its pods).
 
 Models without a Hugging Face architecture (source builtin, python) get elastrain's format: the
 same ``model.safetensors`` (the module's parameter names) and ``elastrain_model.json`` (the
@@ -18,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+import torch.distributed as dist
+from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageWriter
+from torch.distributed.checkpoint.state_dict import get_model_state_dict
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.models import BuiltModel
@@ -28,27 +33,43 @@ from elastrain_trainer.models.pretrained import tied_names
 
 #: The exported directory's name under export_dir.
 EXPORT_NAME = "final"
+#: The weights file of a one-file export (what ``save_pretrained`` names it).
+WEIGHTS_FILE = "model.safetensors"
+#: What DCP names the only consolidated file, and the index it writes next to it.
+CONSOLIDATED_FILE = "model-00001-of-00001.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+#: The subdirectory DCP writes the ranks' slices to before consolidating them.
+SLICES_DIR = "sharded"
 
 
-def gather_full_state(built: BuiltModel) -> dict[str, torch.Tensor]:
-    """The full (unsharded) state dict on rank 0's CPU; a collective over the group (other ranks get {})."""
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    state = get_model_state_dict(built.module, options=options)
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def write_model_dir(state: dict[str, torch.Tensor], target: Path, *, built: BuiltModel, cfg: TrainerConfig) -> Path:
-    """Write the directory (atomically: a temporary sibling renamed into place); returns ``target``."""
+def exported_state(built: BuiltModel) -> dict[str, torch.Tensor]:
+    """This rank's view of the weights to write: sharded (DTensor) or whole tensors, tied aliases left out."""
     tied = tied_names(built.module)
-    tensors = {k: v.detach().contiguous() for k, v in state.items() if k not in tied}
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    state = get_model_state_dict(built.module)
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and k not in tied}
+
+
+def write_weights(built: BuiltModel, tmp: Path, *, rank: int, process_group: dist.ProcessGroup | None = None) -> None:
+    """Every rank writes its slices under ``tmp``; rank 0 leaves one ``model.safetensors`` (a collective)."""
+    if rank == 0:  # before the save's first collective, so no rank writes yet
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / SLICES_DIR).mkdir(parents=True)
+    writer = HuggingFaceStorageWriter(str(tmp), save_distributed=True, enable_consolidation=True)
+    dcp_save(exported_state(built), storage_writer=writer, process_group=process_group)
+    if rank != 0:
+        return
+    shutil.rmtree(tmp / SLICES_DIR)
+    if (tmp / CONSOLIDATED_FILE).is_file():  # one file: the name save_pretrained gives it, no index
+        (tmp / CONSOLIDATED_FILE).rename(tmp / WEIGHTS_FILE)
+        (tmp / INDEX_FILE).unlink(missing_ok=True)
+
+
+def write_metadata(tmp: Path, *, built: BuiltModel, cfg: TrainerConfig, dtype: torch.dtype) -> None:
+    """config.json and the tokenizer files (Hugging Face architectures), or elastrain_model.json."""
     if built.export is not None:
         config: Any = built.export.config
         config.use_cache = True
-        config.dtype = str(next(iter(tensors.values())).dtype).removeprefix("torch.")
+        config.dtype = str(dtype).removeprefix("torch.")
         config.save_pretrained(str(tmp))
         tokenizer_dir = built.export.tokenizer_dir
         if tokenizer_dir is not None:
@@ -59,15 +80,25 @@ def write_model_dir(state: dict[str, torch.Tensor], target: Path, *, built: Buil
     else:
         manifest = {"source": cfg.model.source, "model": cfg.model.model_dump(mode="json", by_alias=True)}
         (tmp / "elastrain_model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def export_model(
+    built: BuiltModel,
+    directory: str,
+    *,
+    rank: int,
+    cfg: TrainerConfig,
+    process_group: dist.ProcessGroup | None = None,
+) -> str | None:
+    """Every rank of the group writes its slices of ``<directory>/final``; rank 0 finishes it and returns its path."""
+    target = Path(directory) / EXPORT_NAME
+    tmp = target.with_name(target.name + ".tmp")
+    write_weights(built, tmp, rank=rank, process_group=process_group)
+    if rank != 0:
+        return None
+    dtype = next(iter(built.module.parameters())).dtype
+    write_metadata(tmp, built=built, cfg=cfg, dtype=dtype)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
-    return target
-
-
-def export_model(built: BuiltModel, directory: str, *, rank: int, cfg: TrainerConfig) -> str | None:
-    """Gather (every rank of the group) and write ``<directory>/final`` (rank 0); rank 0 returns its path."""
-    state = gather_full_state(built)
-    if rank != 0:
-        return None
-    return str(write_model_dir(state, Path(directory) / EXPORT_NAME, built=built, cfg=cfg))
+    return str(target)
