@@ -1,4 +1,4 @@
-"""The export at the end of a run: one ready group's ranks gather the model, its rank 0 writes it.
+"""The export at the end of a run: one ready group's ranks each write their slices, its rank 0 finishes it.
 
 The driver calls :func:`export_group` once training is done (``DriverOptions.export_dir`` set);
 which group exports is :func:`decide_export_group`, a pure choice. The result (the directory's
@@ -16,7 +16,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from elastrain_trainer.driver.calls import EventSink, describe_cause
 from elastrain_trainer.driver.groups import GroupHandle
 
-#: Seconds an export may take (gathering a large model onto one rank and writing it is slow).
+#: Seconds an export may take (writing and consolidating a large model is slow).
 EXPORT_TIMEOUT_SECONDS = 3600.0
 
 
@@ -31,7 +31,7 @@ def decide_export_group(groups: Mapping[str, GroupHandle], *, step: int, total_s
 def export_group(
     group: GroupHandle, directory: str, *, step: int, event: EventSink, timeout_seconds: float = EXPORT_TIMEOUT_SECONDS
 ) -> str | None:
-    """Every rank of ``group`` gathers, rank 0 writes ``<directory>/final``; returns its path (None: failed)."""
+    """Every rank of ``group`` writes its slices of ``<directory>/final``; returns its path (None: failed)."""
     try:
         paths = ray.get([actor.export.remote(directory) for actor in group.actors], timeout=timeout_seconds)
     except (RayActorError, RayTaskError, GetTimeoutError) as err:

@@ -247,7 +247,7 @@ class RankWorker:
         return finished if finished is not None else started
 
     def export(self, directory: str) -> str | None:
-        """Write the trained model under ``directory`` (every rank gathers, rank 0 writes); rank 0 returns the path."""
+        """Write the trained model under ``directory`` (every rank its slices); rank 0 returns the path."""
         self.flush()
         return export_model(self.built, directory, rank=self.rank, cfg=self.cfg)
 
