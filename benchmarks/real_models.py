@@ -9,7 +9,9 @@ benchmarks/results/real_models.json, then a one-line summary):
                heads and (within 1%) parameter count, interleaved in the same run; their ratio.
   sharded_load peak RSS growth per rank while building a pretrained Llama (~180 MB of fp32
                weights, saved by the benchmark) on meta, sharding it and loading its safetensors with
-               DCP's Hugging Face reader into 1 rank and into 4 ranks (spawned processes).
+               DCP's Hugging Face reader into 1 rank and into 4 ranks (spawned processes); then
+               while exporting it again (every rank writes its slices with DCP's Hugging Face
+               writer, rank 0 consolidates them into one file).
   data_prepare ``elastrain data prepare`` MB/s against a plain ``datasets.map`` tokenization of the
                same generated jsonl files (``benchmarks/data_prepare.py``'s comparison, run here with
                --prepare-documents documents, one repeat, 1 and 2 workers; that file has the details
@@ -36,6 +38,7 @@ import torch.multiprocessing as mp
 from torch.distributed.device_mesh import init_device_mesh
 
 from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.export import export_model
 from elastrain_trainer.models import BuiltModel, build_built_model, count_parameters, materialize
 from elastrain_trainer.optim import build_optimizer
 from elastrain_trainer.parallel import parallelize
@@ -175,8 +178,19 @@ def _load_rank(rank: int, world: int, rendezvous: str, model_dir: str, out: str)
             parallelize(built, init_device_mesh("cpu", (world,)), cfg)
             materialize(built, seed=0)
         seconds = time.perf_counter() - start
+        dist.barrier()
+        before_export = _rss_mb()
+        start = time.perf_counter()
+        with PeakRss() as export_peak:
+            export_model(built, str(Path(out).with_suffix(".export")), rank=rank, cfg=cfg)
+        measured = {
+            "growth_mb": peak.peak - baseline,
+            "seconds": seconds,
+            "export_growth_mb": export_peak.peak - before_export,
+            "export_seconds": time.perf_counter() - start,
+        }
         results: list[Any] = [None] * world
-        dist.all_gather_object(results, {"growth_mb": peak.peak - baseline, "seconds": seconds})
+        dist.all_gather_object(results, measured)
         if rank == 0:
             torch.save(results, out)
     finally:
@@ -209,6 +223,11 @@ def sharded_load(args: argparse.Namespace) -> tuple[list[list[Any]], dict[str, A
                 "build + shard + load (RSS sampled)",
                 f"{max(r['seconds'] for r in ranks):.1f} s",
             ]
+        )
+        export_peak = max(r["export_growth_mb"] for r in ranks)
+        rows.append([f"export {world} rank(s)", "peak RSS growth per rank", f"{export_peak:.0f} MB"])
+        rows.append(
+            [f"export {world} rank(s)", "slices + consolidation", f"{max(r['export_seconds'] for r in ranks):.1f} s"]
         )
     return rows, {"weights_mb": weights_mb, "per_world": {str(w): r for w, r in per_world.items()}}
 
