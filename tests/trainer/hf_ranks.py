@@ -3,9 +3,9 @@
 Each rank builds the Hugging Face model on the meta device, shards it, materialises its shards and
 loads the pretrained safetensors into them; rank 0 saves the logits of a fixed batch and every rank
 reports how much of the model it holds, and every rank writes its slices of an export of the loaded
-weights (``export-<world>/final``). Then each rank builds the same architecture without weights
-(the architecture's init from the seed, activation checkpointing on) and rank 0 saves the gathered
-initial weights.
+weights (``export-<world>/final``). Then each rank builds a Llama from an inline config whose sizes
+FSDP pads (the architecture's init from the seed, activation checkpointing on) and rank 0 saves the
+gathered initial weights.
 """
 
 from __future__ import annotations
@@ -27,6 +27,18 @@ from elastrain_trainer.parallel import parallelize
 
 SEQ = 16
 VOCAB = 256
+#: A tiny Llama (tied embeddings) whose vocabulary (259) and MLP width (90) do not divide by 2 or 4.
+UNEVEN_LLAMA = {
+    "model_type": "llama",
+    "vocab_size": 259,
+    "hidden_size": 64,
+    "intermediate_size": 90,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+    "tie_word_embeddings": True,
+}
 
 
 def hf_trainer_config(model_dir: Path, *, weights: bool = True, **model: object) -> TrainerConfig:
@@ -64,16 +76,32 @@ def _rank(rank: int, world: int, rendezvous: str, model_dir: str, out: str) -> N
         shares = [0] * world
         dist.all_gather_object(shares, held)
         export_model(built, str(Path(out).parent / f"export-{world}"), rank=rank, cfg=cfg)
-        initial = initial_weights(Path(model_dir), world)
+        initial = initial_weights(world)
         if rank == 0:
             torch.save({"logits": logits, "held": shares, "total": total, "initial": initial}, out)
     finally:
         dist.destroy_process_group()
 
 
-def initial_weights(model_dir: Path, world: int) -> dict[str, torch.Tensor]:
+def random_init_config(**model: object) -> TrainerConfig:
+    """A Llama from an inline config, no weights, whose sizes do not divide by 4 (FSDP pads those shards)."""
+    return TrainerConfig.model_validate(
+        {
+            "model": {
+                "source": "huggingface",
+                "seqLen": SEQ,
+                "vocabSize": VOCAB,
+                "huggingface": {"config": UNEVEN_LLAMA},
+                **model,
+            },
+            "seed": 3,
+        }
+    )
+
+
+def initial_weights(world: int) -> dict[str, torch.Tensor]:
     """The architecture's init from the seed, sharded over ``world`` ranks, gathered (a collective; rank 0 gets it)."""
-    cfg = hf_trainer_config(model_dir, weights=False, activationCheckpointing="selective")
+    cfg = random_init_config(activationCheckpointing="selective")
     built = build_built_model(cfg)
     parallelize(built, init_device_mesh("cpu", (world,)), cfg)
     materialize(built, seed=cfg.seed)

@@ -4,9 +4,10 @@ A tiny Llama (2 layers, width 64, tied embeddings so ``lm_head`` is absent from 
 created and saved by the test; every world size builds it on meta, shards it, and reads only its
 slices through DCP's Hugging Face reader. Each world size exports what it loaded (every rank writing
 its slices through DCP's Hugging Face writer): the files hold the pretrained tensors bit for bit and
-``from_pretrained`` loads them as they are. The same processes also build the architecture without
-weights: its initialisation from the seed gives the same weights at every world size (and with
-activation checkpointing as without), equal to a single process's unsharded init.
+``from_pretrained`` loads them as they are. The same processes also build a Llama from an inline
+config whose vocabulary and MLP width FSDP pads: its initialisation from the seed gives the same
+weights at every world size (and with activation checkpointing as without), equal to a single
+process's unsharded init.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 from tests.tinymodels import save_tiny_llama
-from tests.trainer.hf_ranks import VOCAB, fixed_batch, hf_trainer_config, spawn
+from tests.trainer.hf_ranks import VOCAB, fixed_batch, random_init_config, spawn
 
 from elastrain_trainer.models import build_built_model, materialize
 
@@ -58,8 +59,9 @@ def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_pat
         with torch.no_grad():
             assert torch.equal(loaded(fixed_batch()).logits, expected), world
 
-    # Random init (weights: false): the same weights at 1, 2 and 4 ranks as in one unsharded process.
-    cfg = hf_trainer_config(tmp_path / "llama", weights=False)
+    # Random init (no weights; sizes FSDP pads at 2 and 4 ranks): the same weights at 1, 2 and 4 ranks
+    # as in one unsharded process.
+    cfg = random_init_config()
     built = build_built_model(cfg)
     materialize(built, seed=cfg.seed)
     unsharded = dict(built.module.state_dict())
@@ -68,13 +70,14 @@ def test_pretrained_weights_load_identically_into_one_two_and_four_ranks(tmp_pat
         assert sorted(initial) == sorted(unsharded), world
         for name, tensor in unsharded.items():
             assert torch.equal(initial[name], tensor), (world, name)
-    # It is the architecture's init (normal(0, initializer_range) matrices, unit norms), each matrix
-    # from its own seed, and not the pretrained weights.
+    # It is the architecture's init (normal(0, initializer_range) matrices, unit norms, the head tied
+    # to the embedding), each matrix from its own seed.
     layers = [unsharded[f"model.layers.{i}.self_attn.q_proj.weight"] for i in (0, 1)]
     assert not torch.equal(layers[0], layers[1])
     assert abs(float(layers[0].std()) - 0.02) < 0.002
     assert torch.equal(unsharded["model.norm.weight"], torch.ones(64))
-    assert not torch.equal(unsharded["model.embed_tokens.weight"], reference.model.embed_tokens.weight)
+    assert unsharded["model.embed_tokens.weight"].shape == (259, 64)
+    assert torch.equal(unsharded["lm_head.weight"], unsharded["model.embed_tokens.weight"])
     # A different seed, different weights.
     other = build_built_model(cfg)
     materialize(other, seed=cfg.seed + 1)
