@@ -6,11 +6,14 @@ processes in tests/trainer/test_hf_pretrained_load.py.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.models import BuiltModel, build_built_model, materialize
@@ -81,3 +84,34 @@ def test_units_are_blocks_then_the_rest_innermost_first() -> None:
     assert rest[-1] == "" and "model.embed_tokens" in rest and "lm_head" in rest
     assert not any(name.startswith("model.layers.") for name in rest)
     assert module_seed(5, "a") != module_seed(5, "b") and module_seed(5, "a") != module_seed(6, "a")
+
+
+def test_with_pretrained_weights_only_the_buffers_are_initialised_and_the_load_fills_the_rest(tmp_path: Path) -> None:
+    from tests.tinymodels import save_tiny_llama
+
+    reference = save_tiny_llama(tmp_path / "llama", vocab_size=128)
+    cfg = TrainerConfig.model_validate(
+        {
+            "model": {
+                "source": "huggingface",
+                "seqLen": 16,
+                "vocabSize": 128,
+                "huggingface": {"path": str(tmp_path / "llama"), "weights": True},
+            }
+        }
+    )
+    built = build_built_model(cfg)
+    assert built.init is not None
+    initialised: list[str] = []
+    init = built.init
+
+    def recording(module: nn.Module) -> None:
+        initialised.append(type(module).__name__)
+        init(module)
+
+    materialize(dataclasses.replace(built, init=recording), seed=5)
+    assert initialised == ["LlamaRotaryEmbedding"]  # the rotary tables: not in the files
+    tokens = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    built.module.train(False)
+    with torch.no_grad():
+        assert torch.equal(built.logits(tokens), reference(tokens).logits)

@@ -5,7 +5,9 @@ shards. The initial weights do not depend on the world size: the model is initia
 time (each block, then the root's own modules) on full-size CPU tensors, every submodule under its
 own seed (the job's seed and the submodule's name), and each rank keeps the slice its shards hold.
 So 1, 2 or 4 ranks, FSDP or DDP, with or without activation checkpointing, start from the same
-weights, and no rank ever holds more than one block in full.
+weights, and no rank ever holds more than one block in full. The price: every rank draws every
+unit's random numbers (CPU time of the whole model's init on each rank, once per job start). When
+pretrained weights follow, only the submodules holding buffers (rotary tables) are initialised.
 """
 
 from __future__ import annotations
@@ -90,12 +92,17 @@ def full_parameters(modules: list[nn.Module]) -> Iterator[None]:
                 param.copy_(full.data)
 
 
-def initialize(built: BuiltModel, init: InitFn, *, seed: int) -> None:
-    """Initialise a materialised (``to_empty``) model unit by unit, each submodule from its own seed."""
+def initialize(built: BuiltModel, init: InitFn, *, seed: int, buffers_only: bool = False) -> None:
+    """Initialise a materialised (``to_empty``) model unit by unit, each submodule from its own seed.
+
+    ``buffers_only``: initialise only the submodules that hold buffers (rotary tables), for a model
+    whose parameters all come from pretrained weights next; the rest is never computed.
+    """
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         for unit in init_units(built.module, built.blocks):
-            with full_parameters([m for _, m in unit]):
-                for name, module in unit:
+            chosen = [(n, m) for n, m in unit if not buffers_only or any(b is not None for b in m._buffers.values())]
+            with full_parameters([m for _, m in chosen]):
+                for name, module in chosen:
                     torch.manual_seed(module_seed(seed, name))
                     init(module)
 
@@ -125,6 +132,7 @@ def materialize(built: BuiltModel, *, seed: int, process_group: dist.ProcessGrou
         if built.init is None:
             raise ValueError("a model built on the meta device needs an init function")
         empty_on_cpu(built.module)
-        initialize(built, built.init, seed=seed)
+        # Pretrained weights overwrite every parameter (load_pretrained refuses files that lack one).
+        initialize(built, built.init, seed=seed, buffers_only=built.pretrained is not None)
     if built.pretrained is not None:
         load_pretrained(built.module, built.pretrained, process_group=process_group)
