@@ -33,9 +33,11 @@ from elastrain_trainer.models.pretrained import tied_names
 
 #: The exported directory's name under export_dir.
 EXPORT_NAME = "final"
+#: Largest weights file (as ``save_pretrained``'s default max_shard_size, 5 GB); more go in several files.
+MAX_FILE_BYTES = 5 * 10**9
 #: The weights file of a one-file export (what ``save_pretrained`` names it).
 WEIGHTS_FILE = "model.safetensors"
-#: What DCP names the only consolidated file, and the index it writes next to it.
+#: What DCP names the only consolidated file, and the index it writes next to the files.
 CONSOLIDATED_FILE = "model-00001-of-00001.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 #: The subdirectory DCP writes the ranks' slices to before consolidating them.
@@ -49,13 +51,46 @@ def exported_state(built: BuiltModel) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and k not in tied}
 
 
-def write_weights(built: BuiltModel, tmp: Path, *, rank: int, process_group: dist.ProcessGroup | None = None) -> None:
-    """Every rank writes its slices under ``tmp``; rank 0 leaves one ``model.safetensors`` (a collective)."""
+def plan_files(state: dict[str, torch.Tensor], max_file_bytes: int) -> dict[str, int]:
+    """Tensor name -> weights file (1..N): in order, a new file when the next tensor would pass ``max_file_bytes``.
+
+    Sizes are the whole tensors' (a sharded tensor counts its global shape), so every rank plans alike.
+    """
+    mapping: dict[str, int] = {}
+    index, used = 1, 0
+    for name, tensor in state.items():
+        size = tensor.numel() * tensor.element_size()
+        if used and used + size > max_file_bytes:
+            index, used = index + 1, 0
+        mapping[name] = index
+        used += size
+    return mapping
+
+
+def write_weights(
+    built: BuiltModel,
+    tmp: Path,
+    *,
+    rank: int,
+    process_group: dist.ProcessGroup | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> None:
+    """Every rank writes its slices under ``tmp``; rank 0 leaves the weights files (a collective).
+
+    One file is named ``model.safetensors``; several are ``model-0000i-of-0000N.safetensors`` with
+    ``model.safetensors.index.json``, as ``save_pretrained`` writes them.
+    """
     if rank == 0:  # before the save's first collective, so no rank writes yet
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / SLICES_DIR).mkdir(parents=True)
-    writer = HuggingFaceStorageWriter(str(tmp), save_distributed=True, enable_consolidation=True)
-    dcp_save(exported_state(built), storage_writer=writer, process_group=process_group)
+    state = exported_state(built)
+    writer = HuggingFaceStorageWriter(
+        str(tmp),
+        fqn_to_index_mapping=plan_files(state, max_file_bytes),
+        save_distributed=True,
+        enable_consolidation=True,
+    )
+    dcp_save(state, storage_writer=writer, process_group=process_group)
     if rank != 0:
         return
     shutil.rmtree(tmp / SLICES_DIR)
@@ -89,11 +124,12 @@ def export_model(
     rank: int,
     cfg: TrainerConfig,
     process_group: dist.ProcessGroup | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> str | None:
     """Every rank of the group writes its slices of ``<directory>/final``; rank 0 finishes it and returns its path."""
     target = Path(directory) / EXPORT_NAME
     tmp = target.with_name(target.name + ".tmp")
-    write_weights(built, tmp, rank=rank, process_group=process_group)
+    write_weights(built, tmp, rank=rank, process_group=process_group, max_file_bytes=max_file_bytes)
     if rank != 0:
         return None
     dtype = next(iter(built.module.parameters())).dtype
