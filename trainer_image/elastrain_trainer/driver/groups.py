@@ -41,11 +41,17 @@ def start_group(
     resume_step: int | None,
     worker_kwargs: dict[str, Any],
     started_at: float,
+    ray_node_id: str | None = None,
+    worker_cls: type[Any] | None = None,
 ) -> GroupHandle:
-    """Create the group's rank actors on ``node_id`` and start their set-up (not waited for)."""
-    strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+    """Create the group's rank actors on ``node_id`` and start their set-up (not waited for).
+
+    ``ray_node_id``: the Ray node the actors run on when it is not ``node_id`` itself (the control-path
+    benchmark runs many pods' groups on one node). ``worker_cls``: a test-only seam (see ``WorkerSeam``).
+    """
+    strategy = NodeAffinitySchedulingStrategy(node_id=ray_node_id or node_id, soft=False)
     address = GroupAddress(group_id=group_id, store_host=node_ip, store_port=0, lighthouse=lighthouse, world_size=ranks)
-    actor_cls = ray.remote(RankWorker)
+    actor_cls: Any = ray.remote(worker_cls or RankWorker)
     actors = [
         actor_cls.options(
             num_cpus=0,
@@ -59,6 +65,6 @@ def start_group(
     ]
     # Rank 0 opens its store on a port the kernel picks; Ray hands the port to every rank's set-up
     # without a wait here (an actor runs its calls in order, so rank 0's store is up before its set-up).
-    port_ref = actors[0].open_store.remote()  # type: ignore[attr-defined]
-    setup_refs = [actor.setup.remote(resume_step, port_ref) for actor in actors]  # type: ignore[attr-defined]
+    port_ref = actors[0].open_store.remote()
+    setup_refs = [actor.setup.remote(resume_step, port_ref) for actor in actors]
     return GroupHandle(group_id=group_id, node_id=node_id, actors=actors, setup_refs=setup_refs, started_at=started_at)

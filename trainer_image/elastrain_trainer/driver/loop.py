@@ -166,6 +166,8 @@ class Driver:
                 resume_step=resume_step,
                 worker_kwargs=self.options.worker_kwargs(),
                 started_at=time.monotonic(),
+                ray_node_id=self.pods.ray_node_id(node_id),
+                worker_cls=self.options.worker_seam.cls if self.options.worker_seam is not None else None,
             )
             self.event("group_started", group=group_id, node=node_id, resume_step=resume_step)
 

@@ -1,0 +1,192 @@
+"""The driver's control cost per step as groups and ranks grow: the real driver, ranks that do nothing.
+
+    make bench BENCH=driver_scale [ARGS='--groups 2 8 32 64 --ranks 1 4 --max-ranks 64']
+    make bench BENCH=driver_scale ARGS='--baseline /tmp/elastrain-before'   # before and after, one run
+
+Every rank is a :class:`~elastrain_trainer.group.null_worker.NullRankWorker` (a test-only seam,
+``DriverOptions.worker_seam``): it answers every call the driver makes with the same messages and
+does no computation, in a process without torch. All pods' groups share one local Ray node. Per
+configuration (groups x ranks per group), after a few warm-up steps:
+
+  wall_ms       wall time per step with ranks that return at once: all of it is control cost
+  driver_cpu_ms the driver process's CPU time per step (its Ray client threads included)
+  critical_ms   with every rank's step sleeping ``--step-ms``: wall time per step minus that sleep,
+                the part of the driver's work the ranks wait for (what pipelining hides is not in it)
+  calls         Ray calls the ranks answered per step (the driver's control messages)
+
+With ``--baseline DIR`` the same measurements run first on the source tree in DIR (a checkout of an
+older commit that has the seam), in a subprocess, and both are printed side by side. The ranks here
+are on one machine with the driver, so the constants are an upper bound of a cluster's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RUST_LOG", "warn")
+
+import ray
+
+from elastrain_trainer.config import TrainerConfig
+from elastrain_trainer.driver import Driver, DriverOptions, RayNodePods
+from elastrain_trainer.driver.options import WorkerSeam
+from elastrain_trainer.group.null_worker import NullRankWorker
+from elastrain_trainer.localmode import LocalCluster
+from report import print_table, write_json
+
+#: Steps not measured at the start (actors warming up, the first quorum).
+WARMUP_STEPS = 3
+
+
+class SharedNodePods(RayNodePods):
+    """``pods`` simulated worker pods of ``ranks`` ranks, all on one Ray node (many groups, few processes)."""
+
+    def __init__(self, ray_node: str, *, pods: int, ranks: int) -> None:
+        self.ray_node = ray_node
+        self.pods = pods
+        self.ranks_per_pod = ranks
+
+    def alive(self) -> dict[str, dict[str, Any]]:
+        return {
+            f"pod{i:03d}": {"NodeManagerAddress": "127.0.0.1", "ranks": self.ranks_per_pod} for i in range(self.pods)
+        }
+
+    @staticmethod
+    def ranks(node: dict[str, Any]) -> int:
+        return int(node["ranks"])
+
+    @staticmethod
+    def address(node: dict[str, Any]) -> str:
+        return str(node["NodeManagerAddress"])
+
+    def ray_node_id(self, pod_id: str) -> str:
+        return self.ray_node
+
+
+def config(groups: int, ranks: int, steps: int) -> TrainerConfig:
+    batch = 2 * groups * ranks
+    return TrainerConfig.model_validate(
+        {
+            "model": {"vocabSize": 64, "numLayers": 1, "numHeads": 2, "dim": 16, "seqLen": 16},
+            "data": {"syntheticTokens": max(1024, 16 * batch * 4), "numShards": 4 * groups},
+            "steps": steps,
+            "globalBatchSize": batch,
+        }
+    )
+
+
+def measure(ray_node: str, *, groups: int, ranks: int, steps: int, step_seconds: float) -> dict[str, float]:
+    """One driver run of ``steps`` steps; per-step wall and driver CPU time past the warm-up, calls per step."""
+    options = DriverOptions(
+        worker_seam=WorkerSeam(NullRankWorker, {"groups": groups}),
+        step_delay=step_seconds,
+        start_groups=groups,
+        step_timeout_seconds=600,
+    )
+    driver = Driver(config(groups, ranks, steps), options, pods=SharedNodePods(ray_node, pods=groups, ranks=ranks))
+    marks: list[tuple[float, float]] = []
+    try:
+        result = driver.run(on_step=lambda _m: marks.append((time.perf_counter(), time.process_time())))
+        calls = sum(ray.get([a.call_count.remote() for g in driver.groups.values() for a in g.actors]))
+    finally:
+        driver.shutdown()
+    if result.step != steps or len(marks) <= WARMUP_STEPS + 1:
+        raise RuntimeError(f"{groups}x{ranks}: {result.step} of {steps} steps committed; events {result.events[-5:]}")
+    (wall0, cpu0), (wall1, cpu1) = marks[WARMUP_STEPS], marks[-1]
+    measured = len(marks) - 1 - WARMUP_STEPS
+    return {
+        "wall_ms": 1000 * (wall1 - wall0) / measured,
+        "driver_cpu_ms": 1000 * (cpu1 - cpu0) / measured,
+        "calls": calls / len(marks),
+    }
+
+
+def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    shapes = [(g, r) for r in args.ranks for g in args.groups if g * r <= args.max_ranks]
+    cluster = LocalCluster(pods=1, ranks_per_pod=max(g * r for g, r in shapes))
+    rows: list[dict[str, Any]] = []
+    try:
+        ray_node = cluster.pod_ids()[0]
+        for groups, ranks in shapes:
+            quick = measure(ray_node, groups=groups, ranks=ranks, steps=args.steps, step_seconds=0.0)
+            paced = measure(ray_node, groups=groups, ranks=ranks, steps=args.steps, step_seconds=args.step_ms / 1000)
+            row = {
+                "groups": groups,
+                "ranks": ranks,
+                "wall_ms": quick["wall_ms"],
+                "driver_cpu_ms": quick["driver_cpu_ms"],
+                "critical_ms": max(0.0, paced["wall_ms"] - args.step_ms),
+                "calls": quick["calls"],
+            }
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
+    finally:
+        cluster.shutdown()
+    return rows
+
+
+def run_baseline(tree: Path, argv: list[str]) -> list[dict[str, Any]]:
+    """The same measurements on the source tree ``tree``, in a subprocess (its own Ray cluster)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "trainer_image"), str(tree / "benchmarks")])}
+        subprocess.run(
+            [sys.executable, str(tree / "benchmarks" / "driver_scale.py"), *argv, "--rows-to", str(out)],
+            check=True,
+            env=env,
+        )
+        rows: list[dict[str, Any]] = json.loads(out.read_text())
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--groups", type=int, nargs="+", default=[2, 8, 32, 64])
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--max-ranks", type=int, default=64, help="skip shapes with more rank processes than this")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--step-ms", type=float, default=50.0, help="simulated compute per step (critical_ms)")
+    parser.add_argument("--baseline", type=Path, help="also measure this source tree (before), in a subprocess")
+    parser.add_argument("--rows-to", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    argv = [
+        *("--groups", *map(str, args.groups)),
+        *("--ranks", *map(str, args.ranks)),
+        *("--max-ranks", str(args.max_ranks), "--steps", str(args.steps), "--step-ms", str(args.step_ms)),
+    ]
+    before = run_baseline(args.baseline, argv) if args.baseline else []
+    after = run_all(args)
+    if args.rows_to is not None:
+        args.rows_to.write_text(json.dumps(after))
+        return
+    header = ["driver", "groups", "ranks", "wall_ms", "driver_cpu_ms", "critical_ms", "calls"]
+    labelled = [("before", row) for row in before] + [("after" if before else "this", row) for row in after]
+    print_table(
+        f"driver control cost per step ({args.steps} steps, {WARMUP_STEPS} warm-up, "
+        f"simulated step {args.step_ms:.0f} ms)",
+        header,
+        [[label, *(row[k] for k in header[1:])] for label, row in labelled],
+    )
+    path = write_json(
+        "driver_scale",
+        {
+            "steps": args.steps,
+            "step_ms": args.step_ms,
+            "before": before,
+            "after": after,
+            "baseline": str(args.baseline or ""),
+        },
+    )
+    print(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    main()
