@@ -1,4 +1,9 @@
-"""Start, track and stop one replica group: G rank actors kept together on one Ray node."""
+"""Start, track and stop one replica group: G rank actors kept together on one Ray node.
+
+The driver calls the group's leader (rank 0) once per step phase; while the group trains, its other
+ranks sit in one long ``follow`` call each (``follow_refs``), which ends only when the leader releases
+them or they fail: the driver watches these refs to learn of a lost rank without calling it.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,27 @@ class GroupHandle:
     step_at_ready: int = 0
     quorum_refs: list[Any] | None = None
     info: dict[str, float] = field(default_factory=dict)
+    follow_refs: list[Any] = field(default_factory=list)
+    """The followers' pending ``follow`` calls (empty: released, or a group of one rank)."""
+
+    @property
+    def leader(self) -> Any:
+        """Rank 0's actor: it takes the driver's step calls and hands them to the group's other ranks."""
+        return self.actors[0]
+
+    def ensure_following(self) -> None:
+        """Start the followers' ``follow`` calls unless they are running (before a leader's step call)."""
+        if not self.follow_refs and len(self.actors) > 1:
+            self.follow_refs = [actor.follow.remote() for actor in self.actors[1:]]
+
+    def release(self) -> None:
+        """Have the leader end the followers' ``follow`` calls, so every rank can be called (not waited for).
+
+        The ranks' later calls queue behind ``follow`` and run once the leader's release reaches them.
+        """
+        if self.follow_refs:
+            self.leader.release.remote()
+            self.follow_refs = []
 
     def kill(self) -> None:
         for actor in self.actors:

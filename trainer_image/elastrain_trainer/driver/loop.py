@@ -1,6 +1,7 @@
 """The driver loop: reconcile groups with worker nodes, form the quorum, plan, train, record.
 
-Each step has two phases, both Ray calls on every rank of every ready group:
+Each step has two phases, each one Ray call on the leader (rank 0) of every ready group, which hands
+it to the group's other ranks over the group's own store (:mod:`elastrain_trainer.group.control`):
 
 1. ``quorum`` (:mod:`~elastrain_trainer.driver.quorum`): torchft's lighthouse forms the quorum.
 2. ``train`` (:mod:`~elastrain_trainer.driver.train`): the ledger hands the quorum's groups their

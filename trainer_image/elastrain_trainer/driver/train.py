@@ -22,14 +22,11 @@ from typing import Any
 
 from elastrain_trainer.balance import BalancePlan, plan_step, update_throughput
 from elastrain_trainer.compression import Strength
-from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect
+from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, wait_for_any
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce
 from elastrain_trainer.group import StepPlan, StepResult
 from elastrain_trainer.ledger import Piece, ShardLedger
-
-#: Seconds between polls of the groups' train calls.
-TRAIN_POLL_SECONDS = 0.001
 
 
 def decide_checkpoint_group(
@@ -79,10 +76,13 @@ def plan_train(
 
 
 def start_training(plans: Mapping[str, StepPlan], groups: Mapping[str, GroupHandle]) -> dict[str, list[Any]]:
-    """Every member's ranks start training their group's plan (not waited for)."""
-    return {
-        group_id: [actor.train.remote(plan) for actor in groups[group_id].actors] for group_id, plan in plans.items()
-    }
+    """Every member's leader starts its ranks training the group's plan (one call per group, not waited for)."""
+    refs: dict[str, list[Any]] = {}
+    for group_id, plan in plans.items():
+        group = groups[group_id]
+        group.ensure_following()
+        refs[group_id] = [group.leader.lead_train.remote(plan)]
+    return refs
 
 
 def await_results(
@@ -104,7 +104,7 @@ def await_results(
             handle = groups.get(group_id)
             answers = collect(handle, group_refs, "train", lose_group=lose_group) if handle is not None else None
             if answers is not None:
-                results[group_id] = answers
+                results[group_id] = answers[0]  # every rank's result, from the leader
             if answers is not None or group_id not in groups:
                 del refs[group_id]
         if refs and time.monotonic() > deadline:
@@ -113,7 +113,9 @@ def await_results(
                 lose_group(group_id, reason="train timed out")
             break
         if refs:
-            time.sleep(TRAIN_POLL_SECONDS)
+            live = [groups[g] for g in refs if g in groups]
+            pending = [r for g in refs for r in refs[g]]
+            wait_for_any(live, pending, timeout_seconds=deadline - time.monotonic())
     return results
 
 

@@ -5,14 +5,26 @@ same messages, in the same order, from a process that never imports torch: its q
 of the run (``groups``), its step sleeps the plan's ``delay_seconds`` (the simulated compute the
 driver's work can hide behind) and commits. A test-only seam (``DriverOptions.worker_seam``), never
 used by a real run.
+
+As the group's leader it answers for its ranks itself: the followers' share of the control path
+(the leader's store round trip to them, :mod:`.control`) runs inside the group, beside the driver,
+and is measured apart by the benchmark. A follower's :meth:`NullRankWorker.follow` only waits for
+the leader's release (a marker file; releases are rare: before an evaluation, at the end).
 """
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, StepPlan, StepResult
+
+#: Seconds between a null follower's looks for the release marker.
+RELEASE_POLL_SECONDS = 0.05
 
 #: Tokens per sample the null step reports (the driver's throughput balance needs some).
 NULL_TOKENS_PER_SAMPLE = 16
@@ -31,6 +43,10 @@ class NullRankWorker:
         self.quorums = 0
         self.calls = 0
         """Step calls answered (quorum and train): the driver's per-step control messages to this rank."""
+
+    def _release_marker(self, rank: int) -> Path:
+        run = hashlib.sha1(f"{self.address.lighthouse}/{self.address.group_id}".encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"elastrain-null-release-{run}-{rank}"
 
     def open_store(self) -> int:
         return 0
@@ -77,6 +93,30 @@ class NullRankWorker:
             step_seconds=max(seconds, 1e-4),
             participants=self.groups,
         )
+
+    def lead_quorum(self) -> list[QuorumInfo]:
+        info = self.quorum()
+        return [info, *(replace(info, rank=rank) for rank in range(1, self.world))]
+
+    def lead_train(self, plan: StepPlan) -> list[StepResult]:
+        self.calls += 1
+        results = []
+        for rank in range(self.world):
+            self.rank = rank
+            results.append(self._run(plan if rank == 0 else replace(plan, delay_seconds=0.0)))
+        self.rank = 0
+        return results
+
+    def release(self) -> None:
+        for rank in range(1, self.world):
+            self._release_marker(rank).touch()
+
+    def follow(self) -> str:
+        marker = self._release_marker(self.rank)
+        while not marker.exists():
+            time.sleep(RELEASE_POLL_SECONDS)
+        marker.unlink(missing_ok=True)
+        return "released"
 
     def flush(self) -> int | None:
         return None
