@@ -14,6 +14,12 @@ configuration (groups x ranks per group), after a few warm-up steps:
                 the part of the driver's work the ranks wait for (what pipelining hides is not in it)
   calls         Ray calls the ranks answered per step (the driver's control messages)
 
+The null leader answers for its ranks (a null follower only waits for its release), so the leader's
+hand-off to its ranks over the group's store runs apart from the driver and is measured apart:
+
+  fanout_ms     one command posted by the leader and answered by every other rank of the group, over
+                a real TCP store (the followers are threads of one process here), per step phase
+
 With ``--baseline DIR`` the same measurements run first on the source tree in DIR (a checkout of an
 older commit that has the seam), in a subprocess, and both are printed side by side. The ranks here
 are on one machine with the driver, so the constants are an upper bound of a cluster's.
@@ -109,6 +115,41 @@ def measure(ray_node: str, *, groups: int, ranks: int, steps: int, step_seconds:
     }
 
 
+def measure_fanout(world: int, *, rounds: int = 200) -> float:
+    """Milliseconds per command the group's leader posts and gathers from ``world - 1`` followers."""
+    import threading
+    from datetime import timedelta
+
+    from torch._C._distributed_c10d import TCPStore
+
+    from elastrain_trainer.group import StepPlan
+    from elastrain_trainer.group.control import RELEASE, ControlChannel
+    from elastrain_trainer.ledger import Piece
+
+    server = TCPStore("127.0.0.1", 0, 1, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=30))
+    leader = ControlChannel(server, rank=0, world=world)
+
+    def follow(rank: int) -> None:
+        client = TCPStore("127.0.0.1", server.port, 1, is_master=False, timeout=timedelta(seconds=30))
+        channel = ControlChannel(client, rank=rank, world=world)
+        while (command := channel.next_command()) != RELEASE:
+            channel.answer(command)
+
+    threads = [threading.Thread(target=follow, args=(rank,)) for rank in range(1, world)]
+    for thread in threads:
+        thread.start()
+    plan = StepPlan(step=1, pieces=[Piece(0, 16 * i, 16 * i + 16) for i in range(4)], weight=1.0, participants=64)
+    leader.gather(leader.post(plan))  # warm-up
+    start = time.perf_counter()
+    for _ in range(rounds):
+        leader.gather(leader.post(plan))
+    seconds = time.perf_counter() - start
+    leader.release()
+    for thread in threads:
+        thread.join()
+    return 1000 * seconds / rounds
+
+
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     shapes = [(g, r) for r in args.ranks for g in args.groups if g * r <= args.max_ranks]
     cluster = LocalCluster(pods=1, ranks_per_pod=max(g * r for g, r in shapes))
@@ -125,6 +166,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "driver_cpu_ms": quick["driver_cpu_ms"],
                 "critical_ms": max(0.0, paced["wall_ms"] - args.step_ms),
                 "calls": quick["calls"],
+                "fanout_ms": measure_fanout(ranks) if ranks > 1 else 0.0,
             }
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
@@ -167,13 +209,13 @@ def main() -> None:
     if args.rows_to is not None:
         args.rows_to.write_text(json.dumps(after))
         return
-    header = ["driver", "groups", "ranks", "wall_ms", "driver_cpu_ms", "critical_ms", "calls"]
+    header = ["driver", "groups", "ranks", "wall_ms", "driver_cpu_ms", "critical_ms", "calls", "fanout_ms"]
     labelled = [("before", row) for row in before] + [("after" if before else "this", row) for row in after]
     print_table(
         f"driver control cost per step ({args.steps} steps, {WARMUP_STEPS} warm-up, "
         f"simulated step {args.step_ms:.0f} ms)",
         header,
-        [[label, *(row[k] for k in header[1:])] for label, row in labelled],
+        [[label, *(row.get(k, "-") for k in header[1:])] for label, row in labelled],
     )
     path = write_json(
         "driver_scale",

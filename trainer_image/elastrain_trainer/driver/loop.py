@@ -115,6 +115,8 @@ class Driver:
         self.node_reported: set[str] = set()
         self._training_step: int | None = None
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
+        self._ahead: dict[str, QuorumInfo] = {}
+        """The next step's quorum, as the last step's members formed it right after it (pipelined control)."""
 
     def _check_data(self, report: DataReport | None) -> DataReport | None:
         """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
@@ -226,13 +228,19 @@ class Driver:
     # -- a step -------------------------------------------------------------------------------
 
     def _quorum(self) -> dict[str, QuorumInfo]:
-        """Phase 1: returns the groups of one complete quorum (rank 0's view), {} if none formed."""
+        """Phase 1: returns the groups of one complete quorum (rank 0's view), {} if none formed.
+
+        The last step's members formed this quorum already, right after it: when nothing changed it
+        is complete without a call; a group that joined or was lost makes the others ask again.
+        """
+        answered, self._ahead = self._ahead, {}
         return form_quorum(
             self.groups,
             timeout_seconds=self.options.step_timeout_seconds,
             poll_setup=self._poll_setup,
             lose_group=self.lose_group,
             event=self.event,
+            answered=answered,
         )
 
     def _train(self, members: dict[str, QuorumInfo]) -> StepMetrics | None:
@@ -263,9 +271,11 @@ class Driver:
                 strength=self.compression.strength if self.compression is not None else None,
                 lose_group=self.lose_group,
                 event=self.event,
+                quorum_after=step + 1 < self.cfg.steps,
             )
         finally:
             self._training_step = None
+        self._ahead = outcome.ahead
         if outcome.committed:
             self.step = step + 1
             # Training goes on: a node whose groups keep failing set-up costs only its own share.

@@ -58,13 +58,16 @@ def form_quorum(
     poll_setup: Callable[[], None],
     lose_group: LoseGroup,
     event: EventSink,
+    answered: Mapping[str, QuorumInfo] | None = None,
 ) -> dict[str, QuorumInfo]:
     """The groups of one complete quorum (rank 0's view), {} if none formed.
 
     ``groups`` is the driver's live mapping: a group lost meanwhile (by ``lose_group``) leaves it.
+    ``answered``: the quorum the last step's members formed right after it (pipelined control);
+    those groups are not asked again, and when nothing changed the quorum is complete at once.
     """
     deadline = time.monotonic() + timeout_seconds
-    infos: dict[str, QuorumInfo] = {}
+    infos = {g: info for g, info in (answered or {}).items() if g in groups}
     while time.monotonic() < deadline:
         # A group that finishes set-up now joins this quorum: torchft will not form a new quorum
         # while half of the heartbeating groups have not asked for one.

@@ -40,9 +40,8 @@ class NullRankWorker:
         self.world = address.world_size
         self.groups = groups
         self.step = 0
-        self.quorums = 0
         self.calls = 0
-        """Step calls answered (quorum and train): the driver's per-step control messages to this rank."""
+        """Control calls answered (quorum, train, their leader forms, follow, release): the driver's messages."""
 
     def _release_marker(self, rank: int) -> Path:
         run = hashlib.sha1(f"{self.address.lighthouse}/{self.address.group_id}".encode()).hexdigest()[:16]
@@ -56,11 +55,14 @@ class NullRankWorker:
 
     def quorum(self) -> QuorumInfo:
         self.calls += 1
-        self.quorums += 1
+        return self._quorum_info()
+
+    def _quorum_info(self) -> QuorumInfo:
+        """Every group of the run, at this rank's step; the id changes only with membership (as torchft's)."""
         return QuorumInfo(
             group_id=self.address.group_id,
             rank=self.rank,
-            quorum_id=self.quorums,
+            quorum_id=1,
             participants=self.groups,
             replica_rank=None,
             step=self.step,
@@ -80,6 +82,7 @@ class NullRankWorker:
         mine = samples // self.world + (1 if self.rank < samples % self.world else 0)
         self.step = plan.step + 1
         seconds = time.perf_counter() - start
+        next_quorum = replace(self._quorum_info(), rank=self.rank) if plan.quorum_after else None
         return StepResult(
             group_id=self.address.group_id,
             rank=self.rank,
@@ -92,10 +95,11 @@ class NullRankWorker:
             comm_seconds=0.0,
             step_seconds=max(seconds, 1e-4),
             participants=self.groups,
+            next_quorum=next_quorum,
         )
 
     def lead_quorum(self) -> list[QuorumInfo]:
-        info = self.quorum()
+        info = self.quorum()  # counts the call
         return [info, *(replace(info, rank=rank) for rank in range(1, self.world))]
 
     def lead_train(self, plan: StepPlan) -> list[StepResult]:
@@ -108,10 +112,12 @@ class NullRankWorker:
         return results
 
     def release(self) -> None:
+        self.calls += 1
         for rank in range(1, self.world):
             self._release_marker(rank).touch()
 
     def follow(self) -> str:
+        self.calls += 1
         marker = self._release_marker(self.rank)
         while not marker.exists():
             time.sleep(RELEASE_POLL_SECONDS)

@@ -220,8 +220,12 @@ class RankWorker:
         )
 
     def train(self, plan: StepPlan) -> StepResult:
-        """Forward and backward on this rank's part of the group's samples; step if the quorum commits."""
-        return self.steps.run(plan)
+        """Forward and backward on this rank's part of the group's samples; step if the quorum commits.
+
+        With ``plan.quorum_after`` the next step's quorum is formed right away (pipelined control).
+        """
+        result = self.steps.run(plan)
+        return dataclasses.replace(result, next_quorum=self.quorum()) if plan.quorum_after else result
 
     # -- the group's leader and its followers (one driver call per group per phase) -------------
 
