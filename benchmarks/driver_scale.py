@@ -20,14 +20,15 @@ hand-off to its ranks over the group's store runs apart from the driver and is m
   fanout_ms     one command posted by the leader and answered by every other rank of the group, over
                 a real TCP store (the followers are threads of one process here), per step phase
 
-With ``--baseline DIR`` the same measurements run first on the source tree in DIR (a checkout of an
-older commit that has the seam), in a subprocess, and both are printed side by side. The ranks here
+With ``--baseline DIR`` the same measurements run first on the trainer package of the source tree in DIR
+(a checkout of an older commit that has the seam), in a subprocess, and both are printed side by side. The ranks here
 are on one machine with the driver, so the constants are an upper bound of a cluster's.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -90,29 +91,37 @@ def config(groups: int, ranks: int, steps: int) -> TrainerConfig:
 
 
 def measure(ray_node: str, *, groups: int, ranks: int, steps: int, step_seconds: float) -> dict[str, float]:
-    """One driver run of ``steps`` steps; per-step wall and driver CPU time past the warm-up, calls per step."""
+    """One driver run: ``steps`` steps with ranks that return at once, then ``steps`` whose ranks sleep.
+
+    Per-step wall and driver CPU time of each half past its warm-up, and calls per step.
+    """
     options = DriverOptions(
         worker_seam=WorkerSeam(NullRankWorker, {"groups": groups}),
-        step_delay=step_seconds,
         start_groups=groups,
         step_timeout_seconds=600,
     )
-    driver = Driver(config(groups, ranks, steps), options, pods=SharedNodePods(ray_node, pods=groups, ranks=ranks))
+    driver = Driver(config(groups, ranks, 2 * steps), options, pods=SharedNodePods(ray_node, pods=groups, ranks=ranks))
     marks: list[tuple[float, float]] = []
+
+    def pace(d: Driver, step: int) -> None:
+        if step == steps:  # the second half: every rank's step sleeps (what the driver's work can hide behind)
+            d.options = dataclasses.replace(options, step_delay=step_seconds)
+
     try:
-        result = driver.run(on_step=lambda _m: marks.append((time.perf_counter(), time.process_time())))
+        result = driver.run(hook=pace, on_step=lambda _m: marks.append((time.perf_counter(), time.process_time())))
         calls = sum(ray.get([a.call_count.remote() for g in driver.groups.values() for a in g.actors]))
     finally:
         driver.shutdown()
-    if result.step != steps or len(marks) <= WARMUP_STEPS + 1:
-        raise RuntimeError(f"{groups}x{ranks}: {result.step} of {steps} steps committed; events {result.events[-5:]}")
-    (wall0, cpu0), (wall1, cpu1) = marks[WARMUP_STEPS], marks[-1]
-    measured = len(marks) - 1 - WARMUP_STEPS
-    return {
-        "wall_ms": 1000 * (wall1 - wall0) / measured,
-        "driver_cpu_ms": 1000 * (cpu1 - cpu0) / measured,
-        "calls": calls / len(marks),
-    }
+    if result.step != 2 * steps or len(marks) != 2 * steps:
+        raise RuntimeError(f"{groups}x{ranks}: {result.step} of {2 * steps} steps in {len(marks)} attempts")
+
+    def per_step(first: int, last: int) -> tuple[float, float]:
+        (wall0, cpu0), (wall1, cpu1) = marks[first], marks[last]
+        return 1000 * (wall1 - wall0) / (last - first), 1000 * (cpu1 - cpu0) / (last - first)
+
+    wall, cpu = per_step(WARMUP_STEPS, steps - 1)
+    paced, _ = per_step(steps + 1, 2 * steps - 1)
+    return {"wall_ms": wall, "driver_cpu_ms": cpu, "paced_ms": paced, "calls": calls / len(marks)}
 
 
 def measure_fanout(world: int, *, rounds: int = 200) -> float:
@@ -157,16 +166,14 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         ray_node = cluster.pod_ids()[0]
         for groups, ranks in shapes:
-            quick = measure(ray_node, groups=groups, ranks=ranks, steps=args.steps, step_seconds=0.0)
-            paced = measure(ray_node, groups=groups, ranks=ranks, steps=args.steps, step_seconds=args.step_ms / 1000)
+            run = measure(ray_node, groups=groups, ranks=ranks, steps=args.steps, step_seconds=args.step_ms / 1000)
             row = {
                 "groups": groups,
                 "ranks": ranks,
-                "wall_ms": quick["wall_ms"],
-                "driver_cpu_ms": quick["driver_cpu_ms"],
-                "critical_ms": max(0.0, paced["wall_ms"] - args.step_ms),
-                "calls": quick["calls"],
-                "fanout_ms": measure_fanout(ranks) if ranks > 1 else 0.0,
+                "wall_ms": run["wall_ms"],
+                "driver_cpu_ms": run["driver_cpu_ms"],
+                "critical_ms": max(0.0, run["paced_ms"] - args.step_ms),
+                "calls": run["calls"],
             }
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
@@ -176,12 +183,13 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def run_baseline(tree: Path, argv: list[str]) -> list[dict[str, Any]]:
-    """The same measurements on the source tree ``tree``, in a subprocess (its own Ray cluster)."""
+    """The same measurements (this script) on the trainer of source tree ``tree``, in a subprocess."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "trainer_image"), str(tree / "benchmarks")])}
+        here = Path(__file__).resolve().parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "trainer_image"), str(here)])}
         subprocess.run(
-            [sys.executable, str(tree / "benchmarks" / "driver_scale.py"), *argv, "--rows-to", str(out)],
+            [sys.executable, str(Path(__file__).resolve()), *argv, "--rows-to", str(out)],
             check=True,
             env=env,
         )
@@ -209,6 +217,8 @@ def main() -> None:
     if args.rows_to is not None:
         args.rows_to.write_text(json.dumps(after))
         return
+    for row in after:
+        row["fanout_ms"] = measure_fanout(row["ranks"]) if row["ranks"] > 1 else 0.0
     header = ["driver", "groups", "ranks", "wall_ms", "driver_cpu_ms", "critical_ms", "calls", "fanout_ms"]
     labelled = [("before", row) for row in before] + [("after" if before else "this", row) for row in after]
     print_table(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from elastrain_trainer.driver.groups import GroupHandle
-from elastrain_trainer.driver.quorum import form_quorum
+from elastrain_trainer.driver.quorum import decide_ahead, form_quorum
 from elastrain_trainer.group import QuorumInfo
 
 
@@ -54,3 +56,16 @@ def test_a_member_lost_since_makes_the_quorum_abandoned_so_the_survivors_ask_aga
     members, events = _form(groups, {g: _info(g) for g in ("group1", "group2")})
     assert members == {}
     assert events == [("quorum_abandoned", {"answered": ["group1"], "participants": 2})]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "ready", "used"),
+    [
+        (["group1", "group2"], ["group1", "group2"], ["group1", "group2"]),  # nothing changed
+        (["group1", "group2"], ["group1"], ["group1", "group2"]),  # group2 lost: form_quorum abandons it
+        (["group1"], ["group1", "group3"], []),  # group3 just set up: everyone asks, it joins now
+        ([], ["group1"], []),  # the last step formed none (the last step, or it failed)
+    ],
+)
+def test_decide_ahead(ahead: list[str], ready: list[str], used: list[str]) -> None:
+    assert sorted(decide_ahead({g: _info(g) for g in ahead}, ready)) == used

@@ -43,7 +43,7 @@ from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
-from elastrain_trainer.driver.quorum import form_quorum
+from elastrain_trainer.driver.quorum import decide_ahead, form_quorum
 from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
 from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
@@ -231,9 +231,10 @@ class Driver:
         """Phase 1: returns the groups of one complete quorum (rank 0's view), {} if none formed.
 
         The last step's members formed this quorum already, right after it: when nothing changed it
-        is complete without a call; a group that joined or was lost makes the others ask again.
+        is complete without a call; a group that joined or was lost makes every group ask again.
         """
-        answered, self._ahead = self._ahead, {}
+        ready = [g.group_id for g in self.groups.values() if g.ready]
+        answered, self._ahead = decide_ahead(self._ahead, ready), {}
         return form_quorum(
             self.groups,
             timeout_seconds=self.options.step_timeout_seconds,

@@ -11,7 +11,7 @@ call is pending), or may still: :func:`decide_quorum` says which.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, pending_setup, wait_for_any
@@ -49,6 +49,18 @@ def decide_quorum(infos: Mapping[str, QuorumInfo], *, waiting: bool) -> QuorumCo
         # survivors ask again; the lighthouse drops the dead group after its heartbeat timeout.
         return QuorumAbandoned(participants=max(i.participants for i in members.values()))
     return None
+
+
+def decide_ahead(ahead: Mapping[str, QuorumInfo], ready: Collection[str]) -> dict[str, QuorumInfo]:
+    """What of the quorum formed right after the last step (``ahead``) the next step may use.
+
+    All of it when every ready group is in it; none when a ready group is not (it just finished
+    set-up, or the quorum left it out): then every group asks again, so the newcomer joins this
+    step's quorum as it would without pipelining, instead of a step or two later.
+    """
+    if any(group_id not in ahead for group_id in ready):
+        return {}
+    return dict(ahead)
 
 
 def form_quorum(
