@@ -14,6 +14,9 @@ configuration (groups x ranks per group), after a few warm-up steps:
                 the part of the driver's work the ranks wait for (what pipelining hides is not in it)
   calls         Ray calls the ranks answered per step (the driver's control messages)
 
+Each shape runs with one call per group per phase (the default) and with ``quorum_ahead`` (pipelined
+control: the next step's quorum formed right after each step, one call per group per step).
+
 The null leader answers for its ranks (a null follower only waits for its release), so the leader's
 hand-off to its ranks over the group's store runs apart from the driver and is measured apart:
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -90,7 +94,9 @@ def config(groups: int, ranks: int, steps: int) -> TrainerConfig:
     )
 
 
-def measure(ray_node: str, *, groups: int, ranks: int, steps: int, step_seconds: float) -> dict[str, float]:
+def measure(
+    ray_node: str, *, groups: int, ranks: int, steps: int, step_seconds: float, quorum_ahead: bool = False
+) -> dict[str, float]:
     """One driver run: ``steps`` steps with ranks that return at once, then ``steps`` whose ranks sleep.
 
     Per-step wall and driver CPU time of each half past its warm-up, and calls per step.
@@ -100,6 +106,8 @@ def measure(ray_node: str, *, groups: int, ranks: int, steps: int, step_seconds:
         start_groups=groups,
         step_timeout_seconds=600,
     )
+    if quorum_ahead:  # not passed otherwise: an older driver (the baseline) has no such option
+        options = dataclasses.replace(options, quorum_ahead=True)
     driver = Driver(config(groups, ranks, 2 * steps), options, pods=SharedNodePods(ray_node, pods=groups, ranks=ranks))
     marks: list[tuple[float, float]] = []
 
@@ -165,9 +173,18 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
         ray_node = cluster.pod_ids()[0]
-        for groups, ranks in shapes:
-            run = measure(ray_node, groups=groups, ranks=ranks, steps=args.steps, step_seconds=args.step_ms / 1000)
+        modes = [False] if args.rows_to is not None else [False, True]  # the baseline has no quorum_ahead
+        for (groups, ranks), ahead in itertools.product(shapes, modes):
+            run = measure(
+                ray_node,
+                groups=groups,
+                ranks=ranks,
+                steps=args.steps,
+                step_seconds=args.step_ms / 1000,
+                quorum_ahead=ahead,
+            )
             row = {
+                "mode": "quorum ahead" if ahead else "one call per phase",
                 "groups": groups,
                 "ranks": ranks,
                 "wall_ms": run["wall_ms"],
@@ -220,7 +237,7 @@ def main() -> None:
     for row in after:
         row["fanout_ms"] = measure_fanout(row["ranks"]) if row["ranks"] > 1 else 0.0
     header = ["driver", "groups", "ranks", "wall_ms", "driver_cpu_ms", "critical_ms", "calls", "fanout_ms"]
-    labelled = [("before", row) for row in before] + [("after" if before else "this", row) for row in after]
+    labelled = [("before", row) for row in before] + [(f"after: {row['mode']}", row) for row in after]
     print_table(
         f"driver control cost per step ({args.steps} steps, {WARMUP_STEPS} warm-up, "
         f"simulated step {args.step_ms:.0f} ms)",

@@ -272,7 +272,7 @@ class Driver:
                 strength=self.compression.strength if self.compression is not None else None,
                 lose_group=self.lose_group,
                 event=self.event,
-                quorum_after=step + 1 < self.cfg.steps,
+                quorum_after=self.options.quorum_ahead and step + 1 < self.cfg.steps,
             )
         finally:
             self._training_step = None

@@ -78,6 +78,10 @@ class DriverOptions:
     """Fault-injection seam for tests and chaos drills: one group's ranks exit after one step's all-reduce."""
     raise_in_step: RaiseInStep | None = None
     """Fault-injection seam for tests and chaos drills: groups' ranks raise in their steps (a crash loop)."""
+    quorum_ahead: bool = False
+    """Pipelined control (experimental, off): every rank forms the next step's quorum right after its
+    step, so a step with nothing changed is one call per group. A survivor's quorum was seen to hang
+    when a replacement group joined, so it stays off until that is understood."""
     worker_seam: WorkerSeam | None = None
     """Test-only seam: rank actors of another class (the control-path benchmark's ranks that do nothing)."""
 
