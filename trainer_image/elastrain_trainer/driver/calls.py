@@ -1,7 +1,9 @@
 """Ray calls on the groups' ranks: collect answers without blocking, set-up, flush, fingerprints, shutdown.
 
-A failed rank loses its whole group at once: its other ranks are killed, so their torchft Manager
-stops heartbeating and the quorum moves on without it. The callbacks the driver hands to these
+A step phase is one call per group, on its leader, which hands it to the group's other ranks; the
+driver learns of a lost follower from its pending ``follow`` call. A failed rank loses its whole
+group at once: its other ranks are killed, so their torchft Manager stops heartbeating and the
+quorum moves on without it. The callbacks the driver hands to these
 functions and to the phases are typed here.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import ray
@@ -17,6 +19,12 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.group import StepPlan
+
+#: Seconds a failed group's other calls get to report a rank's death (see :func:`lose_failed_group`).
+FAILURE_GRACE_SECONDS = 2.0
+
+#: Longest single wait of a phase between looks at its deadline.
+MAX_WAIT_SECONDS = 1.0
 
 
 class EventSink(Protocol):
@@ -33,21 +41,72 @@ class LoseGroup(Protocol):
 
 
 def collect(group: GroupHandle, refs: list[Any], phase: str, *, lose_group: LoseGroup) -> list[Any] | None:
-    """The ranks' answers once all are in; None while waiting. A failed rank loses its group at once."""
+    """The answers to ``refs`` (calls on the group's leader) once all are in; None while waiting.
+
+    A failed rank loses its group at once: a call that failed, or a follower's ``follow`` call that
+    ended (it only ends by itself when the follower failed or lost its leader).
+    """
+    ended, _ = ray.wait(group.follow_refs, num_returns=1, timeout=0) if group.follow_refs else ([], [])
     done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+    if not ended and len(done) < len(refs):
+        return None
+    if not ended:
+        try:
+            return list(ray.get(refs))
+        except (RayTaskError, RayActorError):
+            pass
+    lose_failed_group(group, [*refs, *group.follow_refs], phase, lose_group=lose_group)
+    return None
+
+
+def lose_failed_group(group: GroupHandle, refs: list[Any], phase: str, *, lose_group: LoseGroup) -> None:
+    """One of the group's calls failed: lose the group, saying why.
+
+    A rank that died fails the other ranks' collectives a moment before Ray reports its death, so
+    the calls get up to :data:`FAILURE_GRACE_SECONDS` to report: a death among them is the cause
+    (not counted as an error); else the error the trainer's own code raised is (counted by the driver).
+    """
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=FAILURE_GRACE_SECONDS)
+    errors: list[RayTaskError] = []
+    stopped: list[str] = []
     for ref in done:
         try:
-            ray.get(ref)
-        except RayTaskError as error:
-            # The trainer's own code raised: an error that may come back every time (counted by the driver).
-            lose_group(group.group_id, reason=f"{phase} failed: {describe_cause(error)}", error=error)
-            return None
+            value = ray.get(ref)
         except RayActorError as error:
             lose_group(group.group_id, reason=f"{phase} failed: {type(error).__name__} (the rank process died)")
-            return None
-    if len(done) < len(refs):
-        return None
-    return list(ray.get(refs))
+            return
+        except RayTaskError as error:
+            errors.append(error)
+        else:
+            if isinstance(value, str):  # a follower's follow call ended by itself: why
+                stopped.append(value)
+    if errors:
+        lose_group(group.group_id, reason=f"{phase} failed: {describe_cause(errors[0])}", error=errors[0])
+    else:
+        lose_group(group.group_id, reason=f"{phase} failed: {stopped[0] if stopped else 'a rank stopped answering'}")
+
+
+def wait_for_any(groups: Iterable[GroupHandle], pending: Iterable[Any], *, timeout_seconds: float) -> None:
+    """Block until one of ``pending`` (not yet done) or a follower's ``follow`` call ends, or the timeout.
+
+    What the driver's phases wait in between looking at their calls: no polling loop on the critical path.
+    """
+    refs = [*pending, *(ref for group in groups for ref in group.follow_refs)]
+    timeout = min(max(0.0, timeout_seconds), MAX_WAIT_SECONDS)
+    if refs:
+        ray.wait(refs, num_returns=1, timeout=timeout)
+    else:
+        time.sleep(timeout)
+
+
+def pending_setup(groups: Iterable[GroupHandle]) -> list[Any]:
+    """The set-up calls still running on groups not yet ready (a group ready meanwhile joins the quorum)."""
+    refs: list[Any] = []
+    for group in groups:
+        if not group.ready:
+            _, running = ray.wait(group.setup_refs, num_returns=len(group.setup_refs), timeout=0)
+            refs += running
+    return refs
 
 
 def poll_setup(groups: Mapping[str, GroupHandle], *, lose_group: LoseGroup, event: EventSink) -> list[str]:
@@ -103,6 +162,8 @@ def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -
     Returns, per group, the step of the save this marked latest (groups with none left out).
     """
     ready = [g for g in groups.values() if g.ready]
+    for group in ready:
+        group.release()
     refs = [[actor.flush.remote() for actor in g.actors] for g in ready]
     marked: dict[str, int] = {}
     for group, group_refs in zip(ready, refs, strict=True):
@@ -115,6 +176,7 @@ def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -
 
 def save_final_checkpoint(group: GroupHandle, plan: StepPlan, *, timeout_seconds: float) -> int | None:
     """Have every rank of ``group`` save the trained state; the step marked latest, None if it failed."""
+    group.release()
     try:
         steps = ray.get([actor.save_final.remote(plan) for actor in group.actors], timeout=timeout_seconds)
     except (RayActorError, RayTaskError, GetTimeoutError):
@@ -124,6 +186,8 @@ def save_final_checkpoint(group: GroupHandle, plan: StepPlan, *, timeout_seconds
 
 def fingerprint_groups(groups: Mapping[str, GroupHandle]) -> dict[str, list[dict[str, Any]]]:
     """Every ready group's per-rank state (parameters and optimizer shards)."""
+    for group in groups.values():
+        group.release()
     return {g.group_id: ray.get([a.state_fingerprint.remote() for a in g.actors]) for g in groups.values() if g.ready}
 
 
@@ -131,6 +195,7 @@ def shutdown_groups(groups: dict[str, GroupHandle]) -> None:
     """Shut every group's ranks down (a dead rank is fine), kill them and forget the groups."""
     for group in list(groups.values()):
         with contextlib.suppress(Exception):  # shutting down: a dead rank is fine
+            group.release()
             ray.get([a.shutdown.remote() for a in group.actors], timeout=10)
         group.kill()
     groups.clear()

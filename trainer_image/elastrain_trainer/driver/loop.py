@@ -1,6 +1,7 @@
 """The driver loop: reconcile groups with worker nodes, form the quorum, plan, train, record.
 
-Each step has two phases, both Ray calls on every rank of every ready group:
+Each step has two phases, each one Ray call on the leader (rank 0) of every ready group, which hands
+it to the group's other ranks over the group's own store (:mod:`elastrain_trainer.group.control`):
 
 1. ``quorum`` (:mod:`~elastrain_trainer.driver.quorum`): torchft's lighthouse forms the quorum.
 2. ``train`` (:mod:`~elastrain_trainer.driver.train`): the ledger hands the quorum's groups their
@@ -42,7 +43,7 @@ from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
-from elastrain_trainer.driver.quorum import form_quorum
+from elastrain_trainer.driver.quorum import decide_ahead, form_quorum
 from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
 from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
@@ -114,6 +115,8 @@ class Driver:
         self.node_reported: set[str] = set()
         self._training_step: int | None = None
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
+        self._ahead: dict[str, QuorumInfo] = {}
+        """The next step's quorum, as the last step's members formed it right after it (pipelined control)."""
 
     def _check_data(self, report: DataReport | None) -> DataReport | None:
         """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
@@ -166,6 +169,8 @@ class Driver:
                 resume_step=resume_step,
                 worker_kwargs=self.options.worker_kwargs(),
                 started_at=time.monotonic(),
+                ray_node_id=self.pods.ray_node_id(node_id),
+                worker_cls=self.options.worker_seam.cls if self.options.worker_seam is not None else None,
             )
             self.event("group_started", group=group_id, node=node_id, resume_step=resume_step)
 
@@ -223,13 +228,20 @@ class Driver:
     # -- a step -------------------------------------------------------------------------------
 
     def _quorum(self) -> dict[str, QuorumInfo]:
-        """Phase 1: returns the groups of one complete quorum (rank 0's view), {} if none formed."""
+        """Phase 1: returns the groups of one complete quorum (rank 0's view), {} if none formed.
+
+        The last step's members formed this quorum already, right after it: when nothing changed it
+        is complete without a call; a group that joined or was lost makes every group ask again.
+        """
+        ready = [g.group_id for g in self.groups.values() if g.ready]
+        answered, self._ahead = decide_ahead(self._ahead, ready), {}
         return form_quorum(
             self.groups,
             timeout_seconds=self.options.step_timeout_seconds,
             poll_setup=self._poll_setup,
             lose_group=self.lose_group,
             event=self.event,
+            answered=answered,
         )
 
     def _train(self, members: dict[str, QuorumInfo]) -> StepMetrics | None:
@@ -260,9 +272,11 @@ class Driver:
                 strength=self.compression.strength if self.compression is not None else None,
                 lose_group=self.lose_group,
                 event=self.event,
+                quorum_after=self.options.quorum_ahead and step + 1 < self.cfg.steps,
             )
         finally:
             self._training_step = None
+        self._ahead = outcome.ahead
         if outcome.committed:
             self.step = step + 1
             # Training goes on: a node whose groups keep failing set-up costs only its own share.

@@ -39,6 +39,17 @@ class RaiseInStep:
 
 
 @dataclass(frozen=True)
+class WorkerSeam:
+    """Test-only seam: the class of every rank actor instead of RankWorker, with extra keyword arguments.
+
+    The control-path benchmark runs :class:`~elastrain_trainer.group.null_worker.NullRankWorker` here.
+    """
+
+    cls: type[Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DriverOptions:
     """What the TrainingJob's checkpoint and runtime sections say (not part of TrainerConfig)."""
 
@@ -67,6 +78,12 @@ class DriverOptions:
     """Fault-injection seam for tests and chaos drills: one group's ranks exit after one step's all-reduce."""
     raise_in_step: RaiseInStep | None = None
     """Fault-injection seam for tests and chaos drills: groups' ranks raise in their steps (a crash loop)."""
+    quorum_ahead: bool = False
+    """Pipelined control (experimental, off): every rank forms the next step's quorum right after its
+    step, so a step with nothing changed is one call per group. A survivor's quorum was seen to hang
+    when a replacement group joined, so it stays off until that is understood."""
+    worker_seam: WorkerSeam | None = None
+    """Test-only seam: rank actors of another class (the control-path benchmark's ranks that do nothing)."""
 
     def worker_kwargs(self) -> dict[str, Any]:
         """What every rank worker of every group is told: checkpointing and fault timeouts."""
@@ -75,6 +92,7 @@ class DriverOptions:
             "checkpoint_keep": self.checkpoint_keep,
             "async_checkpoint": self.async_checkpoint,
             "timeouts": self.timeouts,
+            **(self.worker_seam.kwargs if self.worker_seam is not None else {}),
         }
 
 

@@ -28,3 +28,7 @@ class RayNodePods:
     @staticmethod
     def address(node: dict[str, Any]) -> str:
         return str(node["NodeManagerAddress"])
+
+    def ray_node_id(self, pod_id: str) -> str:
+        """The Ray node a pod's group runs on: the pod's own node."""
+        return pod_id

@@ -1,6 +1,7 @@
 """Phase 1 of a step, ``quorum``: form one complete quorum from the groups' answers.
 
-Every rank of every ready group calls ``quorum`` and torchft's lighthouse forms the quorum. A group
+Every ready group's leader is called once (``lead_quorum``); it has every rank of its group call
+torchft's quorum, and the lighthouse forms the quorum across groups. A group
 that just started heals here from a live peer. A group the quorum left out keeps its call pending
 and is in the next one. The answers so far either make one complete quorum (every participant the
 newest quorum counts has answered), or can never make one (a group died after joining it and no
@@ -10,15 +11,12 @@ call is pending), or may still: :func:`decide_quorum` says which.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect
+from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, pending_setup, wait_for_any
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.group import QuorumInfo
-
-#: Seconds between polls of the groups' quorum calls.
-QUORUM_POLL_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,18 @@ def decide_quorum(infos: Mapping[str, QuorumInfo], *, waiting: bool) -> QuorumCo
     return None
 
 
+def decide_ahead(ahead: Mapping[str, QuorumInfo], ready: Collection[str]) -> dict[str, QuorumInfo]:
+    """What of the quorum formed right after the last step (``ahead``) the next step may use.
+
+    All of it when every ready group is in it; none when a ready group is not (it just finished
+    set-up, or the quorum left it out): then every group asks again, so the newcomer joins this
+    step's quorum as it would without pipelining, instead of a step or two later.
+    """
+    if any(group_id not in ahead for group_id in ready):
+        return {}
+    return dict(ahead)
+
+
 def form_quorum(
     groups: dict[str, GroupHandle],
     *,
@@ -60,13 +70,16 @@ def form_quorum(
     poll_setup: Callable[[], None],
     lose_group: LoseGroup,
     event: EventSink,
+    answered: Mapping[str, QuorumInfo] | None = None,
 ) -> dict[str, QuorumInfo]:
     """The groups of one complete quorum (rank 0's view), {} if none formed.
 
     ``groups`` is the driver's live mapping: a group lost meanwhile (by ``lose_group``) leaves it.
+    ``answered``: the quorum the last step's members formed right after it (pipelined control);
+    those groups are not asked again, and when nothing changed the quorum is complete at once.
     """
     deadline = time.monotonic() + timeout_seconds
-    infos: dict[str, QuorumInfo] = {}
+    infos = {g: info for g, info in (answered or {}).items() if g in groups}
     while time.monotonic() < deadline:
         # A group that finishes set-up now joins this quorum: torchft will not form a new quorum
         # while half of the heartbeating groups have not asked for one.
@@ -74,7 +87,8 @@ def form_quorum(
         ready = [g for g in groups.values() if g.ready]
         for group in ready:
             if group.quorum_refs is None and group.group_id not in infos:
-                group.quorum_refs = [actor.quorum.remote() for actor in group.actors]
+                group.ensure_following()
+                group.quorum_refs = [group.leader.lead_quorum.remote()]
         for group in ready:
             if group.group_id in infos or group.group_id not in groups or group.quorum_refs is None:
                 continue
@@ -82,7 +96,7 @@ def form_quorum(
             if answers is None:
                 continue
             group.quorum_refs = None
-            infos[group.group_id] = answers[0]
+            infos[group.group_id] = answers[0][0]  # rank 0's view
         waiting = any(g.quorum_refs is not None and g.group_id not in infos for g in groups.values())
         decision = decide_quorum(infos, waiting=waiting)
         if isinstance(decision, QuorumComplete):
@@ -92,7 +106,10 @@ def form_quorum(
             return {}
         if not any(g.group_id in groups for g in ready):
             return {}
-        time.sleep(QUORUM_POLL_SECONDS)
+        asked = [r for g in groups.values() if g.group_id not in infos for r in g.quorum_refs or []]
+        wait_for_any(
+            groups.values(), [*asked, *pending_setup(groups.values())], timeout_seconds=deadline - time.monotonic()
+        )
     event(
         "quorum_timeout",
         answered={g: (i.quorum_id, i.participants) for g, i in infos.items()},

@@ -112,6 +112,7 @@ def evaluate_group(group: GroupHandle | None, eval_range: range, *, timeout_seco
     """Mean held-out loss of one group (all groups hold the same parameters after a committed step)."""
     if group is None:
         return None
+    group.release()  # every rank is called: its followers leave their follow call first
     refs = [a.evaluate.remote(eval_range.start, eval_range.stop) for a in group.actors]
     try:
         parts: list[tuple[float, int]] = ray.get(refs, timeout=timeout_seconds)

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elastrain_trainer.balance import BalancePlan, plan_step, update_throughput
 from elastrain_trainer.compression import Strength
-from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect
+from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, wait_for_any
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce
-from elastrain_trainer.group import StepPlan, StepResult
+from elastrain_trainer.group import QuorumInfo, StepPlan, StepResult
 from elastrain_trainer.ledger import Piece, ShardLedger
-
-#: Seconds between polls of the groups' train calls.
-TRAIN_POLL_SECONDS = 0.001
 
 
 def decide_checkpoint_group(
@@ -52,8 +49,12 @@ def plan_train(
     checkpoint_group: str | None,
     options: DriverOptions,
     strength: Strength | None,
+    quorum_after: bool = False,
 ) -> tuple[BalancePlan, dict[str, StepPlan]]:
-    """The members' shares (by measured throughput), assigned in the ledger, and one StepPlan per member."""
+    """The members' shares (by measured throughput), assigned in the ledger, and one StepPlan per member.
+
+    ``quorum_after``: the members form the next step's quorum right after this one (pipelined control).
+    """
     ranks = {g: len(groups[g].actors) for g in members}
     plan = plan_step(global_batch_size, {g: throughput.get(g) for g in members}, min_share=max(ranks.values()))
     ledger_state = ledger.state_dict() if checkpoint_group else None
@@ -72,6 +73,7 @@ def plan_train(
             compression_strength=strength,
             exit_after_reduce=fault == ExitAfterReduce(group_id, step),
             raise_in_step=raising is not None and raising.applies(node_id=groups[group_id].node_id, step=step),
+            quorum_after=quorum_after,
         )
         for group_id in members
     }
@@ -79,10 +81,13 @@ def plan_train(
 
 
 def start_training(plans: Mapping[str, StepPlan], groups: Mapping[str, GroupHandle]) -> dict[str, list[Any]]:
-    """Every member's ranks start training their group's plan (not waited for)."""
-    return {
-        group_id: [actor.train.remote(plan) for actor in groups[group_id].actors] for group_id, plan in plans.items()
-    }
+    """Every member's leader starts its ranks training the group's plan (one call per group, not waited for)."""
+    refs: dict[str, list[Any]] = {}
+    for group_id, plan in plans.items():
+        group = groups[group_id]
+        group.ensure_following()
+        refs[group_id] = [group.leader.lead_train.remote(plan)]
+    return refs
 
 
 def await_results(
@@ -104,7 +109,7 @@ def await_results(
             handle = groups.get(group_id)
             answers = collect(handle, group_refs, "train", lose_group=lose_group) if handle is not None else None
             if answers is not None:
-                results[group_id] = answers
+                results[group_id] = answers[0]  # every rank's result, from the leader
             if answers is not None or group_id not in groups:
                 del refs[group_id]
         if refs and time.monotonic() > deadline:
@@ -113,7 +118,9 @@ def await_results(
                 lose_group(group_id, reason="train timed out")
             break
         if refs:
-            time.sleep(TRAIN_POLL_SECONDS)
+            live = [groups[g] for g in refs if g in groups]
+            pending = [r for g in refs for r in refs[g]]
+            wait_for_any(live, pending, timeout_seconds=deadline - time.monotonic())
     return results
 
 
@@ -129,6 +136,8 @@ class TrainOutcome:
     """Every rank's result, by group; a group lost during the phase has none."""
     strength: Strength | None
     """The compression strength the step was trained at."""
+    ahead: dict[str, QuorumInfo] = field(default_factory=dict)
+    """The next step's quorum as each member formed it right after the step (rank 0's view; pipelined control)."""
 
 
 def train_step(
@@ -145,6 +154,7 @@ def train_step(
     strength: Strength | None,
     lose_group: LoseGroup,
     event: EventSink,
+    quorum_after: bool = False,
 ) -> TrainOutcome:
     """Plan the members' shares, train them, and settle the step's samples as a whole.
 
@@ -161,13 +171,17 @@ def train_step(
         checkpoint_group=checkpoint_group,
         options=options,
         strength=strength,
+        quorum_after=quorum_after,
     )
     refs = start_training(plans, groups)
     results = await_results(
         refs, groups=groups, timeout_seconds=options.step_timeout_seconds, lose_group=lose_group, event=event
     )
     committed = settle_step(ledger, committed_log, step=step, results=results)
-    return TrainOutcome(step=step, committed=committed, shares=balance.shares, results=results, strength=strength)
+    ahead = {g: rs[0].next_quorum for g, rs in results.items() if rs and rs[0].next_quorum is not None}
+    return TrainOutcome(
+        step=step, committed=committed, shares=balance.shares, results=results, strength=strength, ahead=ahead
+    )
 
 
 def settle_step(

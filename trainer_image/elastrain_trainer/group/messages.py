@@ -53,6 +53,9 @@ class StepPlan:
     raise_in_step: bool = False
     """Fault-injection seam for tests and chaos drills: every rank raises, before its forward, the
     ``IndexError`` an embedding raises on a token id out of its range (a crash loop's usual cause)."""
+    quorum_after: bool = False
+    """Pipelined control: right after the step every rank forms the next step's quorum, and its
+    result carries the answer (``StepResult.next_quorum``), so the next step needs no quorum call."""
 
 
 @dataclass(frozen=True)
@@ -72,3 +75,5 @@ class StepResult:
     participants: int
     checkpoint_saved: int | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    next_quorum: QuorumInfo | None = None
+    """The next step's quorum, formed right after this step when the plan asked (``quorum_after``)."""

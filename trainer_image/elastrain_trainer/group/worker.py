@@ -1,9 +1,11 @@
 """One rank of a replica group. The driver runs G of these per worker pod as Ray actors.
 
-Per step the driver calls :meth:`RankWorker.quorum` on every rank of every group (torchft forms the
-quorum across groups; a joining group heals from a live peer here, synchronously, before its first
-forward), then :meth:`RankWorker.train` with the group's samples. Inside a group FSDP2
-reduce-scatters gradients; FSDP2's all-reduce hook then averages each shard across the groups of
+Per step the driver calls each group's leader (rank 0) twice: :meth:`RankWorker.lead_quorum`
+(torchft forms the quorum across groups; a joining group heals from a live peer here,
+synchronously, before its first forward), then :meth:`RankWorker.lead_train` with the group's
+samples. The leader hands the command to the group's other ranks, which wait in
+:meth:`RankWorker.follow`, over the group's store (:mod:`.control`) and returns every rank's answer.
+Inside a group FSDP2 reduce-scatters gradients; FSDP2's all-reduce hook then averages each shard across the groups of
 the quorum through the reduction ``compression`` selects (:mod:`elastrain_trainer.group.reduce`).
 The optimizer steps only when ``manager.should_commit()`` says every rank of this group and the
 quorum are healthy.
@@ -31,6 +33,7 @@ from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples
 from elastrain_trainer.export import export_model
 from elastrain_trainer.group.checkpoints import CheckpointWriter, load_scaler_state
+from elastrain_trainer.group.control import QUORUM, RELEASE, ControlChannel, LeaderLostError
 from elastrain_trainer.group.cross_group import CommClock, attach_cross_group_reduce
 from elastrain_trainer.group.evaluate import evaluate_loss
 from elastrain_trainer.group.manager import FaultTimeouts, build_manager, quiet_torchft_logs
@@ -125,6 +128,7 @@ class RankWorker:
                 timeout=timedelta(seconds=self.timeouts.connect_seconds),
             )
         self._store.set_timeout(timeout)
+        self.channel = ControlChannel(self._store, rank=self.rank, world=self.world)
         dist.init_process_group("gloo", store=self._store, rank=self.rank, world_size=self.world, timeout=timeout)
         self.mesh = init_device_mesh("cpu", (self.world,))
         # Asynchronous checkpoint writes run collectives in a background thread: give them their own group.
@@ -216,8 +220,45 @@ class RankWorker:
         )
 
     def train(self, plan: StepPlan) -> StepResult:
-        """Forward and backward on this rank's part of the group's samples; step if the quorum commits."""
-        return self.steps.run(plan)
+        """Forward and backward on this rank's part of the group's samples; step if the quorum commits.
+
+        With ``plan.quorum_after`` the next step's quorum is formed right away (pipelined control).
+        """
+        result = self.steps.run(plan)
+        return dataclasses.replace(result, next_quorum=self.quorum()) if plan.quorum_after else result
+
+    # -- the group's leader and its followers (one driver call per group per phase) -------------
+
+    def lead_quorum(self) -> list[QuorumInfo]:
+        """Rank 0: every rank of the group forms the quorum; their answers in rank order."""
+        seq = self.channel.post(QUORUM)
+        mine = self.quorum()
+        return [mine, *self.channel.gather(seq)]
+
+    def lead_train(self, plan: StepPlan) -> list[StepResult]:
+        """Rank 0: every rank of the group trains ``plan``; their results in rank order."""
+        seq = self.channel.post(plan)
+        mine = self.train(plan)
+        return [mine, *self.channel.gather(seq)]
+
+    def release(self) -> None:
+        """Rank 0: end the other ranks' :meth:`follow` calls, so the driver can call them itself."""
+        self.channel.release()
+
+    def follow(self) -> str:
+        """Ranks 1..G-1: run the leader's commands until it releases them; why it returned.
+
+        A command that raises ends the call with that error (the driver loses the group, as when
+        a rank's own step call raised). A leader that died returns ``leader lost: ...``.
+        """
+        while True:
+            try:
+                command = self.channel.next_command()
+            except LeaderLostError as error:
+                return f"leader lost: {error}"
+            if command == RELEASE:
+                return "released"
+            self.channel.answer(self.quorum() if command == QUORUM else self.train(command))
 
     def evaluate(self, start: int, stop: int) -> tuple[float, int]:
         """Loss sum and token count of this rank's part of held-out samples ``[start, stop)``."""
