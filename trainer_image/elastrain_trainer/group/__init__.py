@@ -2,7 +2,7 @@
 
 from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.group.manager import FaultTimeouts
-from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, StepPlan, StepResult
+from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, SaveReport, StepPlan, StepResult
 from elastrain_trainer.group.reduce import ReduceFactory, compressed_allreduce, plain_allreduce, select_reduce
 from elastrain_trainer.group.worker import RankWorker
 
@@ -13,6 +13,7 @@ __all__ = [
     "QuorumInfo",
     "RankWorker",
     "ReduceFactory",
+    "SaveReport",
     "StepPlan",
     "StepResult",
     "compressed_allreduce",
