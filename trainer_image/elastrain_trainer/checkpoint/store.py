@@ -174,15 +174,23 @@ class CheckpointStore:
     def find_newest(self) -> CheckpointChoice:
         """The latest checkpoint, or the newest older one that is readable, with every one skipped and why.
 
+        Without a readable ``latest`` marker the newest checkpoint with a manifest is taken (a directory
+        without one may be a save that never finished).
+
         Each skipped checkpoint is logged once as a warning naming its directory, the reason and the
         step the run falls back to.
         """
         latest = self.latest()
         if latest is None:
+            # No readable marker (lost, or never written): only checkpoints known complete (a manifest) count.
+            candidates = sorted((s for s in self.steps() if has_manifest(self.step_dir(s))), reverse=True)
+        else:
+            candidates = [latest, *sorted((s for s in self.steps() if s < latest), reverse=True)]
+        if not candidates:
             return CheckpointChoice(record=None)
         skipped: list[SkippedCheckpoint] = []
         record: DriverRecord | None = None
-        for step in [latest, *sorted((s for s in self.steps() if s < latest), reverse=True)]:
+        for step in candidates:
             try:
                 record = self.read_record(step)
                 break
