@@ -1,18 +1,24 @@
-"""The operator's CheckpointsFailing condition and its Events, from the driver's progress reports."""
+"""The operator's CheckpointsFailing condition and its Events from the driver's progress reports, and the spec
+field that decides when failing saves fail the job (spec.checkpoint.maxConsecutiveFailures)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from elastrain_operator.api import ConditionType, JobPhase, Reason, TrainingJobStatus
+from elastrain_operator.api.crd import build_openapi_schema
+from elastrain_operator.api.parse import InvalidTrainingJobError, parse_trainingjob
+from elastrain_operator.builders.env import checkpoint_target
 from elastrain_operator.reconcile.decide import Decision, Note
 from elastrain_operator.reconcile.observed import Observed, ObservedPod
 from elastrain_operator.reconcile.status import compute_status, transition_notes
 from elastrain_trainer.config.progress import CheckpointFailureReport, ProgressReport
+from elastrain_trainer.manifest import load_manifest
 
 pytestmark = pytest.mark.unit
 
@@ -125,3 +131,38 @@ def test_a_new_cause_is_a_new_event(make_job: MakeJob, observed: Observed) -> No
 def test_without_any_complete_checkpoint_the_message_says_none(make_job: MakeJob, observed: Observed) -> None:
     [status] = rounds(make_job().obj(), observed, [report(6, good=None, failure=(5, FULL, "", 1))])
     assert "the last complete checkpoint is none" in failing(status).message
+
+
+# -- spec.checkpoint.maxConsecutiveFailures -----------------------------------------------------------
+
+
+def test_max_consecutive_failures_defaults_to_never_and_reaches_the_trainer(make_job: MakeJob) -> None:
+    wrapper = make_job().checkpoint_uri("file:///shared/demo")
+    target = checkpoint_target(wrapper.obj())
+    assert target is not None and target.max_consecutive_failures == 0
+    manifest = wrapper.manifest()
+    manifest["spec"]["checkpoint"]["maxConsecutiveFailures"] = 3
+    target = checkpoint_target(parse_trainingjob(manifest))
+    assert target is not None and target.max_consecutive_failures == 3
+
+
+def test_max_consecutive_failures_is_bounded_in_the_crd() -> None:
+    schema = build_openapi_schema()["properties"]["spec"]["properties"]["checkpoint"]["properties"]
+    assert schema["maxConsecutiveFailures"]["minimum"] == 0 and schema["maxConsecutiveFailures"]["maximum"] == 1000
+
+
+@pytest.mark.parametrize("value", [-1, 1001])
+def test_max_consecutive_failures_out_of_bounds_is_refused_naming_the_field(make_job: MakeJob, value: int) -> None:
+    manifest = make_job().checkpoint_uri("file:///shared/demo").manifest()
+    manifest["spec"]["checkpoint"]["maxConsecutiveFailures"] = value
+    with pytest.raises(InvalidTrainingJobError, match="maxConsecutiveFailures"):
+        parse_trainingjob(manifest)
+
+
+def test_a_local_run_reads_max_consecutive_failures_from_the_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "kind: TrainingJob\nmetadata: {name: t}\nspec:\n  trainer: {steps: 20}\n"
+        "  checkpoint: {uri: 'file:///tmp/c', intervalSteps: 1, maxConsecutiveFailures: 4}\n"
+    )
+    assert load_manifest(path).checkpoint_max_failures == 4
