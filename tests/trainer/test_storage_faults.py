@@ -12,6 +12,7 @@ fault are printed (``-s``) for the report, never asserted.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,14 +44,18 @@ def volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(volume: Path, *, leave: int) -> Path:
-    """Fill ``volume`` until ``leave`` bytes are free (a filler file); the file, to delete to give the room back."""
-    filler = volume / "filler"
+def _top_up(volume: Path, fillers: list[Path], *, leave: int) -> None:
+    """Fill ``volume`` until ``leave`` bytes are free (one more filler file each time it has more).
+
+    Called before every step while the volume is to be full: a save in flight when it filled prunes
+    an older checkpoint when it completes, which would otherwise give the next save its room back.
+    """
     free = free_bytes(volume)
     assert free is not None
-    with open(filler, "wb") as handle:
-        handle.write(b"\0" * max(0, free - leave))
-    return filler
+    if free > leave:
+        fillers.append(volume / f"filler-{len(fillers)}")
+        with contextlib.suppress(OSError):  # an asynchronous save writing meanwhile may take the room first
+            fillers[-1].write_bytes(b"\0" * (free - leave))
 
 
 def _run(driver: Driver, hook: Any) -> RunResult:
@@ -107,15 +112,20 @@ def test_a_full_volume_skips_saves_and_training_goes_on_until_space_returns(
         ),
     )
     state: dict[str, Any] = {}
+    fillers: list[Path] = []
 
     def hook(d: Driver, step: int) -> None:
         assert d.store is not None
         latest = d.store.latest()
-        if "filler" not in state and latest is not None and latest >= 4 and step >= 5:
-            state.update(filler=_fill(volume, leave=60_000), full_at=step)
-        if "filler" in state and "freed_at" not in state and step >= 11:
-            state["filler"].unlink()  # space returns: the next scheduled save succeeds
-            state["freed_at"] = step
+        if "full_at" not in state and latest is not None and latest >= 4 and step >= 5:
+            state["full_at"] = step
+        if "full_at" in state and "freed_at" not in state:
+            if step < 11:
+                _top_up(volume, fillers, leave=60_000)
+            else:
+                for filler in fillers:
+                    filler.unlink()  # space returns: the next scheduled save succeeds
+                state["freed_at"] = step
 
     result = _run(driver, hook)
     _assert_training_went_on(result, volume)

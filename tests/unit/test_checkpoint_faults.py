@@ -16,6 +16,7 @@ from elastrain_trainer.checkpoint.faults import (
     Room,
     SaveFailure,
     decide_room,
+    describe_failure,
     describe_fault,
     free_bytes,
     human_bytes,
@@ -232,3 +233,22 @@ def test_the_run_summary_lists_every_failed_save() -> None:
             "lastGood": 10,
         }
     ]
+
+
+def test_a_short_write_without_errno_on_a_full_volume_is_called_a_full_volume() -> None:
+    """torch's stream writer (DCP's non-tensor items) reports a full tmpfs as a RuntimeError, not an OSError."""
+    short = RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 704 vs 598")
+    cause, detail = describe_failure(short, location=AT, free=0)
+    assert cause == f"no space left on device at {AT}"
+    assert (
+        detail == "0 bytes free; the write failed with RuntimeError: [enforce fail at inline_container.cc:671] . "
+        "unexpected pos 704 vs 598"
+    )
+    # With room left, or not knowing, the error is said as it is.
+    assert describe_failure(short, location=AT, free=5 * MB)[0].startswith("RuntimeError: [enforce fail")
+    assert describe_failure(short, location=AT, free=None) == (describe_fault(short, location=AT), "")
+    # An errno says it all, whatever the room.
+    assert describe_failure(OSError(errno.EROFS, "x"), location=AT, free=5 * MB) == (
+        f"read-only file system at {AT}",
+        "5.0 MB free",
+    )

@@ -93,6 +93,24 @@ def describe_fault(error: BaseException, *, location: str) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''} at {location}"
 
 
+def describe_failure(error: BaseException, *, location: str, free: int | None) -> tuple[str, str]:
+    """The cause and detail of a failed save, given the bytes left after it (None: unknown).
+
+    Some writers do not pass the ``OSError`` on: torch's stream writer, which DCP uses for the
+    non-tensor items, reports a short write as ``RuntimeError: [enforce fail at inline_container.cc]
+    unexpected pos ...``. When the volume has no room left (less than :data:`SAVE_OVERHEAD_BYTES`)
+    such an error is what a full volume does, and the cause says so; the error itself goes to the detail.
+    """
+    cause = root_cause(error)
+    left = f"{human_bytes(free)} free" if free is not None else ""
+    if isinstance(cause, OSError) and cause.errno is not None:
+        return describe_fault(error, location=location), left
+    if free is not None and free < SAVE_OVERHEAD_BYTES:
+        worded = describe_fault(error, location=location).removesuffix(f" at {location}")
+        return f"{_ERRNO_WORDS[errno.ENOSPC]} at {location}", f"{left}; the write failed with {worded}"
+    return describe_fault(error, location=location), left
+
+
 def location_of(root: Path) -> str:
     """How a checkpoint directory is named in messages (a ``file://`` URI, as the spec spells it)."""
     return f"file://{root}"

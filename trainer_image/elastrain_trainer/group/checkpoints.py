@@ -41,9 +41,8 @@ from elastrain_trainer.checkpoint import (
 from elastrain_trainer.checkpoint.faults import (
     SAVE_OVERHEAD_BYTES,
     decide_room,
-    describe_fault,
+    describe_failure,
     free_bytes,
-    human_bytes,
     location_of,
 )
 from elastrain_trainer.group.messages import StepPlan
@@ -210,7 +209,8 @@ class CheckpointWriter:
             if self.scaler is not None:
                 write_scaler_state(store.step_dir(step), self.scaler)
         except OSError as error:
-            return SaveFailure(step=step, cause=describe_fault(error, location=location), detail=_free(store.root))
+            cause, detail = describe_failure(error, location=location, free=free_bytes(store.root))
+            return SaveFailure(step=step, cause=cause, detail=detail)
         return None
 
     def _abandon(self, step: int, *, error: BaseException | None = None, failure: SaveFailure | None = None) -> None:
@@ -219,9 +219,8 @@ class CheckpointWriter:
         location = location_of(self.store.root)
         if failure is None:
             if error is not None:
-                failure = SaveFailure(
-                    step=step, cause=describe_fault(error, location=location), detail=_free(self.store.root)
-                )
+                cause, detail = describe_failure(error, location=location, free=free_bytes(self.store.root))
+                failure = SaveFailure(step=step, cause=cause, detail=detail)
             else:
                 failure = SaveFailure(step=step, cause=f"another rank of the group failed to write at {location}")
         if self.rank == 0:
@@ -242,9 +241,3 @@ class CheckpointWriter:
             self._abandon(step, error=error)
             return None
         return step
-
-
-def _free(root: Path) -> str:
-    """``0 bytes free`` for a failure's detail, when the store can tell."""
-    free = free_bytes(root)
-    return f"{human_bytes(free)} free" if free is not None else ""
