@@ -25,6 +25,7 @@ from elastrain_trainer.checkpoint import CheckpointStore
 from elastrain_trainer.checkpoint.faults import free_bytes
 from elastrain_trainer.checkpoint.integrity import MANIFEST
 from elastrain_trainer.driver import Driver, RunResult
+from elastrain_trainer.errors import SpecError
 from elastrain_trainer.localmode import LocalCluster
 from elastrain_trainer.pod.summary import build_summary
 
@@ -96,11 +97,16 @@ def _failures(result: RunResult) -> list[dict[str, Any]]:
     return [e for e in result.events if e["kind"] == "checkpoint_failed"]
 
 
-@pytest.mark.parametrize("space_check", [True, False], ids=["checked-before-writing", "fails-mid-write"])
+@pytest.mark.parametrize(
+    ("space_check", "use_async"),
+    [(True, True), (False, True), (False, False)],
+    ids=["checked-before-writing", "fails-mid-write", "fails-mid-write-sync"],
+)
 def test_a_full_volume_skips_saves_and_training_goes_on_until_space_returns(
-    ray_pods: LocalCluster, volume: Path, space_check: bool
+    ray_pods: LocalCluster, volume: Path, space_check: bool, use_async: bool
 ) -> None:
-    """Checked: the save is skipped before writing. Unchecked: DCP's writes hit ENOSPC and are removed."""
+    """Checked: the save is skipped before writing. Unchecked: DCP's writes (in the background, or in the
+    step with a synchronous save) run out of room and are removed."""
     driver = Driver(
         CFG,
         fast_options(
@@ -109,6 +115,7 @@ def test_a_full_volume_skips_saves_and_training_goes_on_until_space_returns(
             checkpoint_keep=2,
             start_groups=2,
             checkpoint_space_check=space_check,
+            async_checkpoint=use_async,
         ),
     )
     state: dict[str, Any] = {}
@@ -150,9 +157,10 @@ def test_a_full_volume_skips_saves_and_training_goes_on_until_space_returns(
     )  # fmt: skip
     assert [f["step"] for f in summary["checkpointFailures"]] == failed_steps
     print(
-        f"\n[{'checked' if space_check else 'mid-write'}] steps/s before the fault "
-        f"{_steps_per_second(result, 1, state['full_at']):.2f}, during it "
-        f"{_steps_per_second(result, state['full_at'], state['freed_at']):.2f}"
+        f"\n[{'checked' if space_check else 'mid-write'}, {'async' if use_async else 'sync'}] steps/s: before the "
+        f"fault {_steps_per_second(result, 1, state['full_at']):.2f}, during it "
+        f"{_steps_per_second(result, state['full_at'], state['freed_at']):.2f}, after it "
+        f"{_steps_per_second(result, state['freed_at'], CFG.steps):.2f}"
     )
 
 
@@ -193,3 +201,28 @@ def test_a_read_only_volume_keeps_the_last_checkpoint_and_a_new_run_resumes_from
     assert [e["checkpoint_step"] for e in again.events if e["kind"] == "restored"] == [6], story
     assert {e["resume_step"] for e in again.events if e["kind"] == "group_started"} == {6}, story
     assert again.step == 8 and [m.step for m in again.metrics if m.committed] == [7, 8], story
+
+
+def test_after_max_consecutive_failures_the_driver_stops_naming_the_cause(ray_pods: LocalCluster, volume: Path) -> None:
+    """spec.checkpoint.maxConsecutiveFailures 2 on a volume read-only from the start (synchronous saves)."""
+    subprocess.run(["mount", "-o", "remount,ro", str(volume)], check=True)
+    driver = Driver(
+        CFG,
+        fast_options(
+            checkpoint_dir=str(volume),
+            checkpoint_interval=INTERVAL,
+            checkpoint_max_failures=2,
+            async_checkpoint=False,
+            start_groups=2,
+        ),
+    )
+    with pytest.raises(SpecError) as raised:
+        _run(driver, None)
+    assert str(raised.value).startswith(
+        f"spec.checkpoint: 2 checkpoint saves in a row failed, the last at step 4: read-only file system at "
+        f"file://{volume}"
+    ), raised.value
+    assert "the last complete checkpoint is none" in str(raised.value)
+    kinds = [e["kind"] for e in driver.events]
+    assert kinds.count("checkpoint_failed") == 2 and kinds[-1] == "checkpoints_given_up", kinds
+    assert "group_lost" not in kinds
