@@ -17,6 +17,7 @@ every rank and every group) into the step's directory, so a resumed job continue
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from concurrent.futures import Future
@@ -132,11 +133,16 @@ class CheckpointWriter:
             )
         except SAVE_ERRORS as caught:
             error = caught
+        # Agreed before an asynchronous save is left to run too: a rank whose save raised at once must
+        # not leave the others waiting for it in a collective.
+        if self._agree(error is not None):
+            if future is not None:
+                with contextlib.suppress(*SAVE_ERRORS):
+                    future.result()  # let this rank's background writes end before its files are removed
+            self._abandon(step, error=error)
+            return earlier
         if future is not None:
             self._pending = (step, future)
-            return earlier
-        if self._agree(error is not None):
-            self._abandon(step, error=error)
             return earlier
         return self._mark(step)
 
