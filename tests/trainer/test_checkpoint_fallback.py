@@ -183,3 +183,36 @@ def test_losing_every_group_after_the_latest_checkpoint_was_truncated_resumes_fr
     final = CheckpointStore(tmp_path).find_newest()
     assert final.skipped == () and final.record is not None and final.record.step == cfg.steps
     assert CheckpointStore(tmp_path).read_record(state["damaged"]).step == state["damaged"]
+
+
+def test_the_leftovers_of_saves_that_failed_on_a_full_disk_are_never_loaded_and_are_pruned(tmp_path: Path) -> None:
+    """Exactly what issue 31's full disk left: ``latest`` at 10, ``step-000000015`` half written and
+    ``step-000000020`` empty, each with a ``.driver.json.tmp``."""
+    store = CheckpointStore(tmp_path, keep=2)
+    for step in (5, 10):
+        _save(store, step)
+    half = store.step_dir(15)
+    half.mkdir()
+    truncate_source = store.step_dir(10) / DATA_FILE
+    (half / DATA_FILE).write_bytes(truncate_source.read_bytes()[: truncate_source.stat().st_size // 2])
+    (half / ".driver.json.tmp").write_text('{"step": 15, "led')
+    empty = store.step_dir(20)
+    empty.mkdir()
+    (empty / ".driver.json.tmp").write_text("")
+    assert store.steps() == [5, 10, 15, 20] and store.latest() == 10
+    assert store.complete_steps() == [5, 10]
+    choice = store.find_newest()
+    assert choice.record == DriverRecord(step=10, ledger={"step": 10}) and choice.skipped == ()
+    # Without a readable latest marker the newest checkpoint with a manifest is taken, never a leftover.
+    (store.root / "latest").write_text("garbage")
+    assert store.find_newest() == CheckpointChoice(record=DriverRecord(step=10, ledger={"step": 10}))
+    (store.root / "latest").write_text("10")
+    # The next complete checkpoint prunes the leftovers older than it and keeps the newest `keep` complete ones.
+    _save(store, 25)
+    assert store.steps() == [10, 25] and store.latest() == 25
+    # A failed save's directory goes, and a failed re-save of the latest step removes only its *.tmp files.
+    store.step_dir(30).mkdir()
+    (store.step_dir(30) / DATA_FILE).write_bytes(b"partial")
+    assert store.discard(30) and not store.step_dir(30).exists()
+    (store.step_dir(25) / ".driver.json.tmp").write_text("x")
+    assert store.discard(25) and store.read_record(25).step == 25

@@ -113,6 +113,7 @@ def train(args: argparse.Namespace) -> int:
         else job.checkpoint_interval,
         checkpoint_keep=job.checkpoint_keep,
         async_checkpoint=job.async_checkpoint,
+        checkpoint_max_failures=job.checkpoint_max_failures,
         step_delay=args.step_delay,
         export_dir=args.export_dir,
     )
@@ -165,6 +166,9 @@ def train(args: argparse.Namespace) -> int:
         f"finished: step {result.step}/{job.trainer.steps}, epoch 0 trained {audit.trained}/{audit.num_samples} "
         f"samples, duplicated {audit.duplicated}"
     )
+    failed = [e for e in result.events if e["kind"] == "checkpoint_failed"]
+    if failed:
+        print(f"checkpoints: {len(failed)} save(s) failed; the last: {failed[-1]['message']}")
     if result.export_path is not None:
         print(f"exported: {result.export_path}")
     return 0 if result.step >= job.trainer.steps else 1

@@ -30,6 +30,8 @@ class LocalJob:
     checkpoint_keep: int
     async_checkpoint: bool
     name: str
+    checkpoint_max_failures: int = 0
+    """spec.checkpoint.maxConsecutiveFailures: saves failing in a row before the run stops (0: never)."""
 
 
 def _path_of(uri: str) -> str:
@@ -53,6 +55,7 @@ def load_manifest(path: str | Path) -> LocalJob:
             checkpoint_keep=int(checkpoint.get("keep", 3)),
             async_checkpoint=bool(checkpoint.get("async", True)),
             name=str((raw.get("metadata") or {}).get("name", Path(path).stem)),
+            checkpoint_max_failures=int(checkpoint.get("maxConsecutiveFailures", 0)),
         )
     return LocalJob(
         trainer=TrainerConfig.model_validate(raw),

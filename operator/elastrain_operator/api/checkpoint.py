@@ -31,7 +31,12 @@ class CheckpointSpec(ConfigModel):
     interval_steps: int = Field(100, ge=1, le=1000000000)
     """Save every this many steps; at most trainer.steps."""
     keep: int = Field(3, ge=1, le=100)
-    """Number of most recent checkpoints kept; older ones are deleted after a newer one is complete."""
+    """Number of most recent checkpoints kept; older ones are deleted after a newer one is complete. When a save
+    does not fit, the oldest complete checkpoint is deleted first, but only while 2 complete ones remain after it."""
+    max_consecutive_failures: int = Field(0, ge=0, le=1000)
+    """Saves that may fail in a row (full volume, quota, read-only, I/O errors) before the job fails with the
+    cause. 0, the default: never; training goes on from the last complete checkpoint, with the condition
+    CheckpointsFailing set until a save succeeds."""
     async_save: bool = Field(True, validation_alias="async", serialization_alias="async")
     """Write checkpoints in the background while training continues."""
 

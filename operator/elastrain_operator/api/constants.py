@@ -55,6 +55,7 @@ class ConditionType(StrEnum):
     RUNNING = "Running"
     RESCALING = "Rescaling"
     SCALE_UP_BLOCKED = "ScaleUpBlocked"
+    CHECKPOINTS_FAILING = "CheckpointsFailing"
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -79,3 +80,5 @@ class Reason(StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     APPLICATION_ERROR = "ApplicationError"
     TRAINER_WARNING = "TrainerWarning"
+    CHECKPOINT_SAVE_FAILED = "CheckpointSaveFailed"
+    CHECKPOINT_SAVED = "CheckpointSaved"

@@ -107,6 +107,20 @@ REASON_DOCS: Final[dict[Reason, ReasonDoc]] = {
         "(`group failing: node ...`)",
         "check the data file is complete; for a failing node, its pod's log and `kubectl describe pod`",
     ),
+    Reason.CHECKPOINT_SAVE_FAILED: ReasonDoc(
+        "`CheckpointsFailing`, Event (one per distinct cause)",
+        "a checkpoint save failed (full volume, quota, read-only, I/O or permission error; the message names it, "
+        "e.g. `no space left on device at file:///ckpt (0 bytes free, 1.7 MB needed; skipped before writing)`); "
+        "training goes on, the save's partial files are removed, the CHECKPOINT column and `latest` keep the last "
+        "complete checkpoint and the next scheduled save tries again",
+        "free space or fix the volume (the condition clears after the next save succeeds); "
+        "`spec.checkpoint.maxConsecutiveFailures` fails the job instead after that many failures in a row",
+    ),
+    Reason.CHECKPOINT_SAVED: ReasonDoc(
+        "`CheckpointsFailing` (False), Event",
+        "a checkpoint save succeeded after saves had failed",
+        "-",
+    ),
     Reason.BACKOFF_LIMIT_EXCEEDED: ReasonDoc(
         "`Failed`",
         "more retried application failures than `backoffLimit`",

@@ -17,7 +17,11 @@ def checkpoint_target(job: TrainingJob) -> CheckpointTarget | None:
         return None
     location = spec.uri if spec.uri is not None else CHECKPOINT_MOUNT_PATH
     return CheckpointTarget(
-        location=location, interval_steps=spec.interval_steps, keep=spec.keep, async_save=spec.async_save
+        location=location,
+        interval_steps=spec.interval_steps,
+        keep=spec.keep,
+        async_save=spec.async_save,
+        max_consecutive_failures=spec.max_consecutive_failures,
     )
 
 

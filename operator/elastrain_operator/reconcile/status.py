@@ -21,6 +21,7 @@ from elastrain_operator.api import (
     WorkersStatus,
 )
 from elastrain_operator.builders.names import worker_selector
+from elastrain_operator.reconcile.checkpoint_condition import apply_checkpoint_condition, checkpoint_notes
 from elastrain_operator.reconcile.decide import Decision, Note
 from elastrain_operator.reconcile.observed import Observed
 from elastrain_trainer.config.progress import ProgressReport
@@ -126,6 +127,7 @@ def compute_status(
             put(ConditionType.SUCCEEDED, True, decision.reason, decision.message)
         if phase is JobPhase.FAILED:
             put(ConditionType.FAILED, True, decision.reason, decision.message)
+        apply_checkpoint_condition(conditions, report, put)
 
     low = spec.elastic.min_replicas if spec.elastic else spec.replicas
     high = spec.elastic.max_replicas if spec.elastic else spec.replicas
@@ -183,6 +185,7 @@ def transition_notes(
     for warning in (new.progress.warnings if new is not None and new.progress else None) or []:
         if warning not in seen:
             notes.append(Note("Warning", Reason.TRAINER_WARNING, warning))
+    notes += [Note(kind, reason, message) for kind, reason, message in checkpoint_notes(prior, new)]
     blocked = _true_condition(new, ConditionType.SCALE_UP_BLOCKED)
     if blocked is not None and _true_condition(prior, ConditionType.SCALE_UP_BLOCKED) is None:
         notes.append(Note("Warning", Reason.UNSCHEDULABLE, blocked.message or "a worker pod cannot be scheduled"))

@@ -1,6 +1,7 @@
 """Durable checkpoints: torch.distributed.checkpoint (DCP), resharding on load, atomic latest marker."""
 
-from elastrain_trainer.checkpoint.dcp import TrainState, load_train_state, save_train_state
+from elastrain_trainer.checkpoint.dcp import TrainState, load_train_state, save_train_state, state_bytes
+from elastrain_trainer.checkpoint.faults import SaveFailure
 from elastrain_trainer.checkpoint.integrity import CheckpointCorruptError
 from elastrain_trainer.checkpoint.store import (
     CheckpointChoice,
@@ -15,9 +16,11 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointStore",
     "DriverRecord",
+    "SaveFailure",
     "SkippedCheckpoint",
     "TrainState",
     "atomic_write_text",
     "load_train_state",
     "save_train_state",
+    "state_bytes",
 ]

@@ -21,6 +21,7 @@ from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_di
 from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import async_save as dcp_async_save
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
+from torch.distributed.tensor import DTensor
 
 
 @dataclass
@@ -59,6 +60,21 @@ def save_train_state(
         return future
     dcp_save(payload, checkpoint_id=str(path), process_group=process_group)
     return None
+
+
+def _local_bytes(value: Any) -> int:
+    if isinstance(value, DTensor):
+        value = value.to_local()
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_local_bytes(v) for v in value.values())
+    return 0
+
+
+def state_bytes(state: TrainState) -> int:
+    """Bytes of this rank's shards of the model and optimizer state: its part of a checkpoint's data files."""
+    return _local_bytes(state.model.state_dict()) + _local_bytes(state.optimizer.state)
 
 
 def load_train_state(state: TrainState, path: Path, *, process_group: dist.ProcessGroup | None) -> dict[str, Any]:

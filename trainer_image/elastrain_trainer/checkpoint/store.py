@@ -7,11 +7,15 @@ and CRC-32, see :mod:`~elastrain_trainer.checkpoint.integrity`). The manifest an
 so a crash mid-save leaves the previous checkpoint current. Loading takes the newest readable
 checkpoint and falls back to older ones when the newest is unreadable (missing, truncated or
 corrupted files, unreadable DCP metadata); every checkpoint skipped is returned with its reason
-and logged as a warning. Only the last ``keep`` checkpoints are kept.
+and logged as a warning. A directory newer than ``latest`` is never loaded: it is a save that did
+not finish. Only the last ``keep`` complete checkpoints (those with a manifest) are kept; a failed
+save's directory is removed (:meth:`CheckpointStore.discard`), and any incomplete directory older
+than a newly marked checkpoint is removed with the pruning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -88,8 +92,44 @@ class CheckpointStore:
         directory = self.step_dir(step)
         atomic_write_text(directory / MANIFEST, build_manifest(directory))
         atomic_write_text(self.root / LATEST, str(step))
-        for old in self.steps()[: -self.keep]:
+        complete = [s for s in self.complete_steps() if s <= step]
+        stale = complete[: -self.keep] + [s for s in self.steps() if s < step and s not in complete]
+        for old in stale:
             shutil.rmtree(self.step_dir(old), ignore_errors=True)
+
+    def complete_steps(self) -> list[int]:
+        """Steps whose checkpoint was marked latest once (it has a manifest), oldest first; the latest too."""
+        latest = self.latest()
+        return [s for s in self.steps() if s == latest or has_manifest(self.step_dir(s))]
+
+    def checkpoint_bytes(self, step: int) -> int:
+        """Size of a complete checkpoint's files, from its manifest (0 without one)."""
+        try:
+            files: dict[str, dict[str, int]] = json.loads((self.step_dir(step) / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        return sum(int(entry["size"]) for entry in files.values())
+
+    def delete(self, step: int) -> None:
+        """Delete a complete checkpoint to make room (never the latest)."""
+        if step == self.latest():
+            raise ValueError(f"refusing to delete the latest checkpoint (step {step})")
+        shutil.rmtree(self.step_dir(step), ignore_errors=True)
+
+    def discard(self, step: int) -> bool:
+        """Remove what a failed save of ``step`` left (its directory, a half-written ``latest``); whether
+        nothing is left (False on a read-only volume). The latest checkpoint's directory is never removed:
+        only unfinished ``*.tmp`` files go from it."""
+        leftovers = [self.root / f".{LATEST}.tmp"]
+        directory = self.step_dir(step)
+        if step == self.latest():
+            leftovers += list(directory.glob(".*.tmp"))
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        return not any(path.exists() for path in leftovers) and (step == self.latest() or not directory.exists())
 
     def latest(self) -> int | None:
         try:
@@ -134,15 +174,23 @@ class CheckpointStore:
     def find_newest(self) -> CheckpointChoice:
         """The latest checkpoint, or the newest older one that is readable, with every one skipped and why.
 
+        Without a readable ``latest`` marker the newest checkpoint with a manifest is taken (a directory
+        without one may be a save that never finished).
+
         Each skipped checkpoint is logged once as a warning naming its directory, the reason and the
         step the run falls back to.
         """
         latest = self.latest()
         if latest is None:
+            # No readable marker (lost, or never written): only checkpoints known complete (a manifest) count.
+            candidates = sorted((s for s in self.steps() if has_manifest(self.step_dir(s))), reverse=True)
+        else:
+            candidates = [latest, *sorted((s for s in self.steps() if s < latest), reverse=True)]
+        if not candidates:
             return CheckpointChoice(record=None)
         skipped: list[SkippedCheckpoint] = []
         record: DriverRecord | None = None
-        for step in [latest, *sorted((s for s in self.steps() if s < latest), reverse=True)]:
+        for step in candidates:
             try:
                 record = self.read_record(step)
                 break
@@ -182,8 +230,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     The temporary file is ``.NAME.tmp`` beside it; a checkpoint's manifest never lists ``*.tmp``.
     """
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # a full or read-only volume: leave no half-written file behind
+            tmp.unlink(missing_ok=True)
+        raise

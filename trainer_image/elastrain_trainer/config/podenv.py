@@ -66,6 +66,8 @@ class CheckpointTarget(ConfigModel):
     """Newest checkpoints kept."""
     async_save: bool = True
     """Save in the background while training goes on."""
+    max_consecutive_failures: int = Field(0, ge=0)
+    """Saves failing in a row before the job fails with the cause; 0: never (training goes on)."""
 
 
 class ExportTarget(ConfigModel):

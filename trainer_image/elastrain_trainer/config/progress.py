@@ -32,6 +32,19 @@ class TrainerState(StrEnum):
     """The driver stopped on an error (message says which); the head exits non-zero."""
 
 
+class CheckpointFailureReport(ConfigModel):
+    """Checkpoint saves are failing: the newest failure (training goes on; cleared once a save succeeds)."""
+
+    step: int = Field(ge=0)
+    """The step whose save failed last."""
+    cause: str = Field(min_length=1, max_length=500)
+    """What went wrong and where, the same across retries: ``no space left on device at file:///ckpt``."""
+    detail: str = Field("", max_length=500)
+    """What changes between attempts: ``0 bytes free, 1.7 MB needed``."""
+    consecutive_failures: int = Field(1, ge=1)
+    """Saves failed in a row."""
+
+
 class ProgressReport(ConfigModel):
     """The driver's view of training, refreshed after every step."""
 
@@ -52,6 +65,9 @@ class ProgressReport(ConfigModel):
     world_size: int = Field(0, ge=0)
     """Processes that took part in the last step."""
     last_checkpoint_step: int | None = Field(None, ge=0)
+    """The newest complete checkpoint (a failed save leaves it where it was)."""
+    checkpoint_failure: CheckpointFailureReport | None = None
+    """Set while checkpoint saves fail (the operator's condition ``CheckpointsFailing``); None once one succeeds."""
     export_path: str | None = None
     """Directory of the exported Hugging Face model, once written."""
     export_step: int | None = Field(None, ge=0)

@@ -18,7 +18,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from elastrain_trainer.driver.groups import GroupHandle
-from elastrain_trainer.group import StepPlan
+from elastrain_trainer.group import SaveReport, StepPlan
 
 #: Seconds a failed group's other calls get to report a rank's death (see :func:`lose_failed_group`).
 FAILURE_GRACE_SECONDS = 2.0
@@ -156,32 +156,38 @@ def describe_cause(error: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -> dict[str, int]:
-    """Wait for the ready groups' asynchronous checkpoint saves to finish and be marked.
+def _group_report(reports: list[SaveReport]) -> SaveReport:
+    """One group's report from its ranks' (rank 0's marked step; rank 0's failures, which name the cause)."""
+    failures = next((r.failures for r in reports if r.failures), ())
+    return SaveReport(marked=reports[0].marked if reports else None, failures=failures)
 
-    Returns, per group, the step of the save this marked latest (groups with none left out).
+
+def flush_groups(groups: Mapping[str, GroupHandle], *, timeout_seconds: float) -> dict[str, SaveReport]:
+    """Wait for the ready groups' asynchronous checkpoint saves to finish and be marked (or fail).
+
+    Returns, per group, the step of the save this marked latest and the saves abandoned (groups whose
+    ranks did not answer left out).
     """
     ready = [g for g in groups.values() if g.ready]
     for group in ready:
         group.release()
     refs = [[actor.flush.remote() for actor in g.actors] for g in ready]
-    marked: dict[str, int] = {}
+    reports: dict[str, SaveReport] = {}
     for group, group_refs in zip(ready, refs, strict=True):
         with contextlib.suppress(RayActorError, RayTaskError, GetTimeoutError):
-            steps = ray.get(group_refs, timeout=timeout_seconds)
-            if steps and steps[0] is not None:
-                marked[group.group_id] = int(steps[0])
-    return marked
+            reports[group.group_id] = _group_report(ray.get(group_refs, timeout=timeout_seconds))
+    return reports
 
 
-def save_final_checkpoint(group: GroupHandle, plan: StepPlan, *, timeout_seconds: float) -> int | None:
-    """Have every rank of ``group`` save the trained state; the step marked latest, None if it failed."""
+def save_final_checkpoint(group: GroupHandle, plan: StepPlan, *, timeout_seconds: float) -> SaveReport | None:
+    """Have every rank of ``group`` save the trained state; the step marked latest or why not, None if the
+    ranks did not answer."""
     group.release()
     try:
-        steps = ray.get([actor.save_final.remote(plan) for actor in group.actors], timeout=timeout_seconds)
+        reports = ray.get([actor.save_final.remote(plan) for actor in group.actors], timeout=timeout_seconds)
     except (RayActorError, RayTaskError, GetTimeoutError):
         return None
-    return int(steps[0]) if steps and steps[0] is not None else None
+    return _group_report(reports)
 
 
 def fingerprint_groups(groups: Mapping[str, GroupHandle]) -> dict[str, list[dict[str, Any]]]:

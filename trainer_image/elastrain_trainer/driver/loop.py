@@ -38,6 +38,7 @@ from elastrain_trainer.driver.calls import (
     save_final_checkpoint,
     shutdown_groups,
 )
+from elastrain_trainer.driver.checkpoint_health import CheckpointHealth, decide_checkpoint_give_up, record_saves
 from elastrain_trainer.driver.export import decide_export_group, export_group
 from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
@@ -94,6 +95,12 @@ class Driver:
         self.store = (
             CheckpointStore(options.checkpoint_dir, keep=options.checkpoint_keep) if options.checkpoint_dir else None
         )
+        self.checkpoint_health = CheckpointHealth(
+            location=f"file://{options.checkpoint_dir}" if options.checkpoint_dir else "",
+            max_failures=options.checkpoint_max_failures,
+            last_good=self.store.latest() if self.store else None,
+        )
+        """Saves failing in a row, and the newest complete checkpoint (see :mod:`.checkpoint_health`)."""
         total = build_samples(cfg.data, cfg.model, seed=cfg.seed).num_samples
         self.num_samples, self.eval_range = split_samples(total, evaluate=cfg.eval_interval_steps > 0)
         self.ledger = self._fresh_ledger()
@@ -212,6 +219,12 @@ class Driver:
             self.event("steps_given_up", message=give_up, errors=list(self.step_errors))
             raise StepFailureError(give_up)
 
+    def _give_up_on_checkpoints(self) -> None:
+        give_up = decide_checkpoint_give_up(self.checkpoint_health)
+        if give_up is not None:
+            self.event("checkpoints_given_up", message=str(give_up))
+            raise give_up
+
     def _count_node_loss(self, node_id: str, reason: str) -> None:
         losses = self.node_losses[node_id] = self.node_losses.get(node_id, 0) + 1
         if decide_failing_report(losses, reported=node_id in self.node_reported):
@@ -287,7 +300,9 @@ class Driver:
                 if node_id is not None:
                     self.node_losses.pop(node_id, None)
                     self.node_reported.discard(node_id)
-        train.record_group_results(outcome, throughput=self.throughput, event=self.event)
+        train.record_group_results(
+            outcome, throughput=self.throughput, checkpoints=self.checkpoint_health, event=self.event
+        )
         due = outcome.committed and eval_due(
             self.step, interval=self.cfg.eval_interval_steps, eval_samples=len(self.eval_range), steps=self.cfg.steps
         )
@@ -325,6 +340,7 @@ class Driver:
             if hook is not None:
                 hook(self, self.step)
             self._give_up_on_step_errors()
+            self._give_up_on_checkpoints()
             self.reconcile()
             self._poll_setup()
             ready = sum(1 for g in self.groups.values() if g.ready)
@@ -360,13 +376,17 @@ class Driver:
 
     def flush(self) -> None:
         """Wait for asynchronous checkpoint saves to finish and be marked; each marked one is an event."""
-        for group_id, step in flush_groups(self.groups, timeout_seconds=self.options.step_timeout_seconds).items():
-            self.event("checkpoint", group=group_id, checkpoint_step=step)
+        for group_id, report in flush_groups(self.groups, timeout_seconds=self.options.step_timeout_seconds).items():
+            record_saves(
+                self.checkpoint_health, group=group_id, marked=report.marked, failures=report.failures, event=self.event
+            )
 
     def save_final(self) -> None:
-        """After the last step, checkpoint the trained state unless the newest checkpoint already holds it."""
+        """After the last step, checkpoint the trained state unless the newest checkpoint already holds it
+        (a last scheduled save that failed is tried once more here)."""
         ready = sorted((g for g in self.groups.values() if g.ready), key=lambda g: g.group_id)
-        if self.store is None or self.step < self.cfg.steps or self.step <= self.last_checkpoint or not ready:
+        good = self.checkpoint_health.last_good
+        if self.store is None or self.step < self.cfg.steps or (good is not None and self.step <= good) or not ready:
             return
         plan = StepPlan(
             step=self.step,
@@ -377,12 +397,19 @@ class Driver:
             ledger_state=self.ledger.state_dict(),
             compression_strength=self.compression.strength if self.compression is not None else None,
         )
-        step = save_final_checkpoint(ready[0], plan, timeout_seconds=self.options.step_timeout_seconds)
-        if step is None:
+        report = save_final_checkpoint(ready[0], plan, timeout_seconds=self.options.step_timeout_seconds)
+        if report is None:
             self.event("final_checkpoint_failed", group=ready[0].group_id)
             return
-        self.last_checkpoint = step
-        self.event("checkpoint", group=ready[0].group_id, checkpoint_step=step)
+        record_saves(
+            self.checkpoint_health,
+            group=ready[0].group_id,
+            marked=report.marked,
+            failures=report.failures,
+            event=self.event,
+        )
+        if report.marked is not None:
+            self.last_checkpoint = report.marked
 
     def export(self) -> str | None:
         """With ``export_dir``, write the trained model there after the last step; its path (event ``exported``)."""

@@ -59,6 +59,11 @@ class DriverOptions:
     """Write the trained model as a Hugging Face model directory under this path at the end (None: no export)."""
     checkpoint_keep: int = 3
     async_checkpoint: bool = True
+    checkpoint_max_failures: int = 0
+    """Saves failing in a row before the driver stops with the cause (``spec.checkpoint.maxConsecutiveFailures``;
+    0: never, training goes on and the failures are reported)."""
+    checkpoint_space_check: bool = True
+    """Check the room left before each save (tests and drills turn it off to make the write itself fail)."""
     lighthouse: LighthouseOptions = field(default_factory=LighthouseOptions)
     timeouts: FaultTimeouts = field(default_factory=FaultTimeouts)
     step_timeout_seconds: float = 120.0
@@ -91,6 +96,7 @@ class DriverOptions:
             "checkpoint_dir": self.checkpoint_dir,
             "checkpoint_keep": self.checkpoint_keep,
             "async_checkpoint": self.async_checkpoint,
+            "checkpoint_space_check": self.checkpoint_space_check,
             "timeouts": self.timeouts,
             **(self.worker_seam.kwargs if self.worker_seam is not None else {}),
         }

@@ -30,11 +30,12 @@ WARNING_KINDS = frozenset(
         "restart_from_scratch",
         "checkpoint_skipped",
         "final_checkpoint_failed",
+        "checkpoint_failed",
         "group_failing",
         "data_warning",
     }
 )
-ERROR_KINDS = frozenset({"setup_given_up", "steps_given_up"})
+ERROR_KINDS = frozenset({"setup_given_up", "steps_given_up", "checkpoints_given_up"})
 
 
 def _node(node: object) -> str:
@@ -77,7 +78,9 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
             return str(data.get("report", "data checked"))
         case "data_warning":
             return f"data warning: {data.get('message', '')}"
-        case "setup_given_up" | "steps_given_up":
+        case "checkpoint_failed":
+            return str(data.get("message", f"checkpoint of step {data.get('checkpoint_step')} failed"))
+        case "setup_given_up" | "steps_given_up" | "checkpoints_given_up":
             return f"giving up: {data.get('message', '')}"
     details = ", ".join(f"{k} {v}" for k, v in data.items() if k not in ("time", "kind"))
     return f"{kind.replace('_', ' ')}: {details}"

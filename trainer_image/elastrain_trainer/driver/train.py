@@ -23,6 +23,7 @@ from typing import Any
 from elastrain_trainer.balance import BalancePlan, plan_step, update_throughput
 from elastrain_trainer.compression import Strength
 from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, wait_for_any
+from elastrain_trainer.driver.checkpoint_health import CheckpointHealth, first_failure, record_saves
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce
 from elastrain_trainer.group import QuorumInfo, StepPlan, StepResult
@@ -208,12 +209,14 @@ def settle_step(
     return committed
 
 
-def record_group_results(outcome: TrainOutcome, *, throughput: dict[str, float | None], event: EventSink) -> None:
-    """Update each group's measured throughput (committed steps only) and record the checkpoints saved."""
+def record_group_results(
+    outcome: TrainOutcome, *, throughput: dict[str, float | None], checkpoints: CheckpointHealth, event: EventSink
+) -> None:
+    """Update each group's measured throughput (committed steps only) and record the checkpoints saved or failed."""
     for group_id, group_results in outcome.results.items():
         compute = max(r.compute_seconds for r in group_results)
         if outcome.committed:
             throughput[group_id] = update_throughput(throughput.get(group_id), outcome.shares[group_id], compute)
         saved = [r.checkpoint_saved for r in group_results if r.checkpoint_saved is not None]
-        if saved:
-            event("checkpoint", group=group_id, checkpoint_step=saved[0])
+        failures = first_failure(r.checkpoint_failures for r in group_results)
+        record_saves(checkpoints, group=group_id, marked=saved[0] if saved else None, failures=failures, event=event)

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from elastrain_trainer.group.manager import FaultTimeouts
-from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, StepPlan, StepResult
+from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, SaveReport, StepPlan, StepResult
 
 if TYPE_CHECKING:
     from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
@@ -42,6 +42,7 @@ __all__ = [
     "QuorumInfo",
     "RankWorker",
     "ReduceFactory",
+    "SaveReport",
     "StepPlan",
     "StepResult",
     "compressed_allreduce",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from elastrain_trainer.checkpoint.faults import SaveFailure
 from elastrain_trainer.ledger import Piece
 
 
@@ -74,6 +75,16 @@ class StepResult:
     step_seconds: float
     participants: int
     checkpoint_saved: int | None = None
+    checkpoint_failures: tuple[SaveFailure, ...] = ()
+    """Saves abandoned during the step (rank 0's name the cause); training went on."""
     extra: dict[str, float] = field(default_factory=dict)
     next_quorum: QuorumInfo | None = None
     """The next step's quorum, formed right after this step when the plan asked (``quorum_after``)."""
+
+
+@dataclass(frozen=True)
+class SaveReport:
+    """What a flush or a final save did: the step marked latest, and the saves abandoned on the way."""
+
+    marked: int | None = None
+    failures: tuple[SaveFailure, ...] = ()

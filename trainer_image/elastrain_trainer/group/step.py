@@ -139,6 +139,7 @@ class StepRunner:
             step_seconds=end - start,
             participants=int(self.manager.num_participants()),
             checkpoint_saved=saved,
+            checkpoint_failures=self.checkpoints.take_failures(),
             extra=extra,
         )
 

@@ -37,7 +37,7 @@ from elastrain_trainer.group.control import QUORUM, RELEASE, ControlChannel, Lea
 from elastrain_trainer.group.cross_group import CommClock, attach_cross_group_reduce
 from elastrain_trainer.group.evaluate import evaluate_loss
 from elastrain_trainer.group.manager import FaultTimeouts, build_manager, quiet_torchft_logs
-from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, StepPlan, StepResult
+from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, SaveReport, StepPlan, StepResult
 from elastrain_trainer.group.reduce import ReduceFactory, select_reduce
 from elastrain_trainer.group.state import LiveState
 from elastrain_trainer.group.step import StepRunner
@@ -63,6 +63,7 @@ class RankWorker:
         checkpoint_dir: str | None = None,
         checkpoint_keep: int = 3,
         async_checkpoint: bool = True,
+        checkpoint_space_check: bool = True,
         timeouts: FaultTimeouts = DEFAULT_TIMEOUTS,
         reduce_factory: ReduceFactory | None = None,
         advertise_host: str = "127.0.0.1",
@@ -74,6 +75,7 @@ class RankWorker:
         self.world = address.world_size
         self.store = CheckpointStore(checkpoint_dir, keep=checkpoint_keep) if checkpoint_dir else None
         self.async_checkpoint = async_checkpoint
+        self.checkpoint_space_check = checkpoint_space_check
         self.timeouts = timeouts
         self.reduce_factory = reduce_factory if reduce_factory is not None else select_reduce(self.cfg)
         self.advertise_host = advertise_host
@@ -175,6 +177,7 @@ class RankWorker:
             manager=self.manager,
             process_group=self.checkpoint_pg,
             scaler=self.scaler,
+            check_space=self.checkpoint_space_check,
         )
         self.steps = StepRunner(
             cfg=self.cfg,
@@ -275,17 +278,21 @@ class RankWorker:
 
     # -- checkpoints, inspection, shutdown ----------------------------------------------------
 
-    def flush(self) -> int | None:
-        """Wait for an asynchronous save in progress; returns its step."""
-        return self.checkpoints.finish(block=True) if self.checkpoints is not None else None
-
-    def save_final(self, plan: StepPlan) -> int | None:
-        """Save the trained state after the last step (every rank of the group); returns the step marked."""
+    def flush(self) -> SaveReport:
+        """Wait for an asynchronous save in progress; the step marked, or why it failed."""
         if self.checkpoints is None:
-            return None
+            return SaveReport()
+        marked = self.checkpoints.finish(block=True)
+        return SaveReport(marked=marked, failures=self.checkpoints.take_failures())
+
+    def save_final(self, plan: StepPlan) -> SaveReport:
+        """Save the trained state after the last step (every rank of the group); the step marked, or why not."""
+        if self.checkpoints is None:
+            return SaveReport()
         started = self.checkpoints.start(plan)
         finished = self.checkpoints.finish(block=True)
-        return finished if finished is not None else started
+        marked = finished if finished is not None else started
+        return SaveReport(marked=marked, failures=self.checkpoints.take_failures())
 
     def export(self, directory: str) -> str | None:
         """Write the trained model under ``directory`` (every rank its slices); rank 0 returns the path."""

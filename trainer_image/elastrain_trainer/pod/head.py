@@ -113,6 +113,7 @@ def run_head(contract: PodContract) -> int:
             checkpoint_dir=checkpoint_dir,
             checkpoint_interval=checkpoint.interval_steps if checkpoint else 0,
             checkpoint_keep=checkpoint.keep if checkpoint else 3,
+            checkpoint_max_failures=checkpoint.max_consecutive_failures if checkpoint else 0,
             async_checkpoint=checkpoint.async_save if checkpoint else True,
             export_dir=checkpoint_path(contract.export.location, field="spec.export.uri") if contract.export else None,
             lighthouse=LighthouseOptions(host=ip, port=contract.lighthouse_port),
@@ -143,6 +144,7 @@ def run_head(contract: PodContract) -> int:
                 groups=m.groups,
                 world_size=m.world_size,
                 last_checkpoint_step=newest_checkpoint(driver.events),
+                checkpoint_failure=driver.checkpoint_health.report(),
             )
             now = time.monotonic()
             if now - last_log >= LOG_EVERY_SECONDS or m.step >= cfg.steps:
@@ -156,27 +158,30 @@ def run_head(contract: PodContract) -> int:
         audits = [result.ledger.audit(epoch) for epoch in range(result.ledger.epochs_started)]
         if checkpoint_dir:
             path = summary_path(checkpoint_dir, contract.pod_name or "head")
-            write_summary(
-                path,
-                build_summary(
-                    job=contract.job_name,
-                    pod=contract.pod_name or "head",
-                    step=result.step,
-                    total_steps=cfg.steps,
-                    audits=audits,
-                    committed=result.committed,
-                    metrics=[m for m in result.metrics if m.committed],
-                    events=result.events,
-                ),
+            summary = build_summary(
+                job=contract.job_name,
+                pod=contract.pod_name or "head",
+                step=result.step,
+                total_steps=cfg.steps,
+                audits=audits,
+                committed=result.committed,
+                metrics=[m for m in result.metrics if m.committed],
+                events=result.events,
             )
-            log.info("run summary: %s", path)
+            try:
+                write_summary(path, summary)
+                log.info("run summary: %s", path)
+            except OSError as err:  # the checkpoint volume may be full or read-only: the run still counts
+                log.warning("run summary not written to %s: %s", path, err)
         for audit in audits:
             log.info(
                 "epoch %d: %d/%d samples trained, %d duplicated",
                 audit.epoch, audit.trained, audit.num_samples, audit.duplicated,
             )  # fmt: skip
         # The last saves are marked by the final flush and the final checkpoint, after the last step.
-        board.update(last_checkpoint_step=newest_checkpoint(result.events))
+        board.update(
+            last_checkpoint_step=newest_checkpoint(result.events), checkpoint_failure=driver.checkpoint_health.report()
+        )
         exported = newest_export(result.events)
         if exported is not None:
             board.update(export_path=exported[0], export_step=exported[1])

@@ -77,6 +77,7 @@ def build_summary(
     metrics: Iterable[Any],
     events: Iterable[Mapping[str, Any]],
 ) -> dict[str, Any]:
+    events = list(events)
     return {
         "job": job,
         "pod": pod,
@@ -85,5 +86,22 @@ def build_summary(
         "audit": [asdict(a) for a in audits],
         "coverage": [asdict(c) for c in coverage(committed)],
         "metrics": [m.to_dict() for m in metrics],
-        "events": list(events),
+        "checkpointFailures": checkpoint_failures(events),
+        "events": events,
     }
+
+
+def checkpoint_failures(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every save abandoned during the run (the driver's ``checkpoint_failed`` events): step, cause, detail,
+    whether its partial files were removed, and the last complete checkpoint then."""
+    return [
+        {
+            "step": e["checkpoint_step"],
+            "cause": e["cause"],
+            "detail": e["detail"],
+            "removed": e["removed"],
+            "lastGood": e["last_good"],
+        }
+        for e in events
+        if e["kind"] == "checkpoint_failed"
+    ]
