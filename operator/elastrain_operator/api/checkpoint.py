@@ -16,6 +16,27 @@ class PvcLocation(ConfigModel):
     """Directory inside the volume; absolute."""
 
 
+def location_rules(what: str, file_only: str) -> tuple[Rule, ...]:
+    """The rules of a ``uri | pvc`` location (checkpoints, the export): exactly one, and URIs on files.
+
+    ``what`` names the section in the first message; ``file_only`` is the whole second message.
+    """
+    return (
+        Rule(
+            cel="has(self.uri) != has(self.pvc)",
+            holds=lambda c: (c.uri is None) != (c.pvc is None),
+            message=f"{what} needs exactly one location; set either uri or pvc",
+        ),
+        Rule(
+            cel="!has(self.uri) || self.uri.startsWith('file:///')",
+            holds=lambda c: c.uri is None or c.uri.startswith("file:///"),
+            field="uri",
+            message=file_only,
+            shows=("uri",),
+        ),
+    )
+
+
 class CheckpointSpec(ConfigModel):
     """Durable checkpoints (torch.distributed.checkpoint, resharded on load).
 
@@ -40,18 +61,8 @@ class CheckpointSpec(ConfigModel):
     async_save: bool = Field(True, validation_alias="async", serialization_alias="async")
     """Write checkpoints in the background while training continues."""
 
-    rules = (
-        Rule(
-            cel="has(self.uri) != has(self.pvc)",
-            holds=lambda c: (c.uri is None) != (c.pvc is None),
-            message="checkpoint needs exactly one location; set either uri or pvc",
-        ),
-        Rule(
-            cel="!has(self.uri) || self.uri.startsWith('file:///')",
-            holds=lambda c: c.uri is None or c.uri.startswith("file:///"),
-            field="uri",
-            message="this version writes checkpoints to a shared filesystem only: use uri file:///path "
-            "(mounted on every pod) or pvc; s3:// and gs:// are not supported yet",
-            shows=("uri",),
-        ),
+    rules = location_rules(
+        "checkpoint",
+        "this version writes checkpoints to a shared filesystem only: use uri file:///path "
+        "(mounted on every pod) or pvc; s3:// and gs:// are not supported yet",
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from elastrain_operator.api.checkpoint import PvcLocation
-from elastrain_trainer.config import ConfigModel, Rule
+from elastrain_operator.api.checkpoint import PvcLocation, location_rules
+from elastrain_trainer.config import ConfigModel
 
 
 class ExportSpec(ConfigModel):
@@ -21,18 +21,7 @@ class ExportSpec(ConfigModel):
     pvc: PvcLocation | None = None
     """A PersistentVolumeClaim directory instead of a URI."""
 
-    rules = (
-        Rule(
-            cel="has(self.uri) != has(self.pvc)",
-            holds=lambda e: (e.uri is None) != (e.pvc is None),
-            message="export needs exactly one location; set either uri or pvc",
-        ),
-        Rule(
-            cel="!has(self.uri) || self.uri.startsWith('file:///')",
-            holds=lambda e: e.uri is None or e.uri.startswith("file:///"),
-            field="uri",
-            message="this version exports to a shared filesystem only; use uri file:///path "
-            "(mounted on the head pod) or pvc",
-            shows=("uri",),
-        ),
+    rules = location_rules(
+        "export",
+        "this version exports to a shared filesystem only; use uri file:///path (mounted on the head pod) or pvc",
     )
