@@ -104,7 +104,7 @@ class ClusterCache:
         with self._lock:
             old = self._objects[kind].pop(key, None)
             uid = (obj.get("metadata") or {}).get("uid")
-            if uid:
+            if uid and kind == "TrainingJob":  # the one kind with two sources (kopf's watch and ours)
                 self._deleted.add(str(uid))
             if old is not None:
                 self._unindex(kind, key, old)

@@ -114,6 +114,11 @@ class Informer:
         self.interrupt()
         self._thread.join(timeout)
 
+    def relist(self) -> None:
+        """Drop the watch and list again (what a 410 Gone does; also a way to force it)."""
+        self.resource_version = None
+        self.interrupt()
+
     def interrupt(self) -> None:
         """End the current watch request (the next one resumes from the last resourceVersion)."""
         response = self._response
@@ -142,6 +147,7 @@ class Informer:
                 if isinstance(err, ApiException) and err.status == GONE:
                     self.resource_version, why = None, "expired"
                     continue
+                why = "error"
                 log.warning("%s informer: %s; retrying in %.1fs", self.source.kind, err, self.retry_seconds)
                 self._stopped.wait(self.retry_seconds)
 

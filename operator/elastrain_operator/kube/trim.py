@@ -8,6 +8,7 @@ observed the same).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +66,7 @@ def trim_owned(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def trim_job(job: Mapping[str, Any]) -> dict[str, Any]:
     """A TrainingJob without managedFields and annotations (its spec and status are all read)."""
-    trimmed = {key: value for key, value in job.items() if key != "metadata"}
+    trimmed = {key: copy.deepcopy(value) for key, value in job.items() if key != "metadata"}
     meta = _meta(job, labels=False)
     meta["labels"] = dict((job.get("metadata") or {}).get("labels") or {})
     trimmed["metadata"] = meta
