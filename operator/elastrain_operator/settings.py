@@ -50,8 +50,8 @@ class OperatorSettings:
         ),
     )
     create_concurrency: int = field(
-        default=8,
-        metadata=_env("ELASTRAIN_CREATE_CONCURRENCY", "pods of one job a round creates at once (>= 1)"),
+        default=16,
+        metadata=_env("ELASTRAIN_CREATE_CONCURRENCY", "pods the operator creates at once, all jobs together (1 to 64)"),
     )
     leader_election: bool = field(
         default=True,

@@ -59,7 +59,7 @@ def test_a_relist_drops_what_was_deleted_while_no_watch_ran(cluster: LocalCluste
         api.create(_pod(namespace, name))
     cache = ClusterCache()
     woken: list[set[tuple[str, str]]] = []
-    cache.add_listener(woken.append)
+    cache.add_listener(lambda jobs, urgent: woken.append(jobs))
     source = next(s for s in sources(api, namespace) if s.kind == "Pod")
     informer = Informer(source, cache, watch_seconds=30)
     informer._list("start")

@@ -106,7 +106,7 @@ def test_observe_reads_a_jobs_pods_and_their_nodes_health() -> None:
 def test_every_change_wakes_the_jobs_it_concerns() -> None:
     cache = ClusterCache()
     woken: list[set[tuple[str, str]]] = []
-    cache.add_listener(woken.append)
+    cache.add_listener(lambda jobs, urgent: woken.append(jobs))
     cache.replace("Pod", [pod("a-worker-0", node="n1"), pod("b-worker-0", job="b", node="n2")])
     assert woken == [{(NS, "a"), (NS, "b")}]
     woken.clear()
@@ -119,7 +119,7 @@ def test_every_change_wakes_the_jobs_it_concerns() -> None:
 def test_a_relist_drops_what_was_deleted_while_no_watch_ran() -> None:
     cache = ClusterCache()
     woken: list[set[tuple[str, str]]] = []
-    cache.add_listener(woken.append)
+    cache.add_listener(lambda jobs, urgent: woken.append(jobs))
     cache.replace("Pod", [pod("a-worker-0"), pod("a-worker-1", index=1)])
     woken.clear()
     cache.replace("Pod", [pod("a-worker-0")])
@@ -178,3 +178,16 @@ def test_an_expectation_the_watch_never_meets_expires() -> None:
     assert not expectations.satisfied((NS, "a"), now=129)
     assert expectations.satisfied((NS, "a"), now=131)
     assert expectations.wait((NS, "b"), timeout=0)  # nothing awaited: met at once
+
+
+def test_a_loss_wakes_its_jobs_urgently_a_pod_starting_does_not() -> None:
+    cache = ClusterCache()
+    calls: list[bool] = []
+    cache.add_listener(lambda jobs, urgent: calls.append(urgent))
+    cache.replace("Pod", [pod("a-worker-0", node="n1")])
+    calls.clear()
+    cache.upsert("Pod", pod("a-worker-1", index=1))  # a new pod, Running and Ready
+    cache.upsert("Node", node("n1", "Unknown"))  # its node stopped reporting
+    cache.upsert("Pod", pod("a-worker-0", rv=2, conditions=[{"type": "Ready", "status": "False"}]))
+    cache.delete("Pod", pod("a-worker-1"))
+    assert calls == [False, True, True, True]

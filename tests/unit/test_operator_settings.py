@@ -19,7 +19,7 @@ def test_defaults_from_an_empty_environment() -> None:
         liveness_port=8081,
         resync_seconds=2.0,
         watch_seconds=300,
-        create_concurrency=8,
+        create_concurrency=16,
         leader_election=True,
         lease_name="elastrain-operator",
         lease_namespace="default",

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +31,17 @@ from elastrain_operator.settings import OperatorSettings, load_settings
 
 # Touched only from kopf's event loop (every handler here is async), so no lock is needed.
 _wakeups: dict[tuple[str, str], asyncio.Event] = {}
+#: Set when a job is woken by a loss (a node's health, a pod failing or gone): its next round starts at once.
+_urgent: dict[tuple[str, str], asyncio.Event] = {}
+
+
+def _urgency(namespace: str, name: str) -> asyncio.Event:
+    return _urgent.setdefault((namespace, name), asyncio.Event())
+
+
+#: Other wake-ups (pods starting, becoming Ready, spec changes) wait this long, so that one round sees
+#: a burst of them together (every pod of a job turning Ready) rather than one round per pod.
+BATCH_SECONDS = 0.2
 
 
 def _wakeup(namespace: str, name: str) -> asyncio.Event:
@@ -41,12 +54,14 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-def _wake_jobs(loop: asyncio.AbstractEventLoop) -> Callable[[set[tuple[str, str]]], None]:
+def _wake_jobs(loop: asyncio.AbstractEventLoop) -> Callable[[set[tuple[str, str]], bool], None]:
     """The cache's listener: called from an informer thread, sets the jobs' wake-ups on the event loop."""
 
-    def wake(jobs: set[tuple[str, str]]) -> None:
+    def wake(jobs: set[tuple[str, str]], urgent: bool) -> None:
         def set_all() -> None:
             for key in jobs:
+                if urgent:
+                    _urgency(*key).set()
                 _wakeup(*key).set()
 
         with contextlib.suppress(RuntimeError):  # the loop closed while the operator stops
@@ -107,7 +122,11 @@ async def _run_job(namespace: str, name: str, ref: kopf.Body, memo: kopf.Memo, l
         wake.clear()
         start = time.monotonic()
         try:
-            exists = await asyncio.to_thread(reconcile_job, writer, namespace, name, post)
+            # Run with this task's context, as asyncio.to_thread would: kopf.event needs kopf's context variables.
+            context = contextvars.copy_context()
+            exists = await asyncio.get_running_loop().run_in_executor(
+                writer.rounds(), functools.partial(context.run, reconcile_job, writer, namespace, name, post)
+            )
         except KubeError as err:
             # Transient API trouble: logged and retried on the next pass.
             metrics.HANDLER_ERRORS.labels(error="KubeError").inc()
@@ -120,7 +139,13 @@ async def _run_job(namespace: str, name: str, ref: kopf.Body, memo: kopf.Memo, l
         if exists:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=settings.resync_seconds)
+            urgency = _urgency(namespace, name)
+            if wake.is_set() and not urgency.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(urgency.wait(), timeout=BATCH_SECONDS)
+            urgency.clear()
     _wakeups.pop((namespace, name), None)
+    _urgent.pop((namespace, name), None)
     _loops.pop((namespace, name), None)
     metrics.record_phase(namespace, name, None)
 
@@ -172,6 +197,7 @@ async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     _loops.clear()
     _wakeups.clear()
+    _urgent.clear()
     informers: Informers | None = getattr(memo, "informers", None)
     if informers is not None:
         await asyncio.to_thread(informers.stop)

@@ -76,25 +76,37 @@ def _dump(status: TrainingJobStatus) -> dict[str, Any]:
     return dumped
 
 
+#: Rounds of different jobs that may run at once.
+ROUND_THREADS = 32
+
+
 @dataclass
 class Writer:
     """What a round writes with: the API, the cache its writes go through, and how many pods it creates at once."""
 
     api: KubeApi
     cache: ClusterCache
-    create_concurrency: int = 8
+    create_concurrency: int = 16
     #: How long a round that created or deleted objects waits for the cache to show them before its status.
     settle_seconds: float = 2.0
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _rounds: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.create_concurrency, thread_name_prefix="elastrain-create")
         return self._pool
 
+    def rounds(self) -> ThreadPoolExecutor:
+        """The threads rounds run in: more than asyncio's default (cores + 4), as a round mostly waits on the API."""
+        if self._rounds is None:
+            self._rounds = ThreadPoolExecutor(ROUND_THREADS, thread_name_prefix="elastrain-round")
+        return self._rounds
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._rounds):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _write_status(writer: Writer, namespace: str, name: str, old: Mapping[str, Any], new: dict[str, Any]) -> bool:

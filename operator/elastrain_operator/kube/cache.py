@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod
+from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod, running_but_not_ready
 from elastrain_operator.kube.trim import job_label, trim_job, trim_node, trim_owned, trim_pod
 from elastrain_operator.reconcile.expectations import Expectations, JobKey
 from elastrain_operator.reconcile.observed import Observed
@@ -32,8 +32,20 @@ _TRIM: dict[Kind, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "Node": trim_node,
 }
 
-#: Called with the jobs a change concerns (from an informer thread: hand over to the event loop).
-Listener = Callable[[set[JobKey]], None]
+#: Called with the jobs a change concerns and whether it is urgent (from an informer thread: hand over to
+#: the event loop). Urgent: something was lost (a node's health changed, a pod failed, was deleted, or runs
+#: without being Ready); the rest (pods starting, becoming Ready) may be batched for a moment.
+Listener = Callable[[set[JobKey], bool], None]
+
+
+def _urgent(kind: Kind, obj: Mapping[str, Any], *, deleted: bool) -> bool:
+    if kind == "Node":
+        return True
+    if kind != "Pod":
+        return False
+    status = obj.get("status") or {}
+    gone = deleted or (obj.get("metadata") or {}).get("deletionTimestamp") is not None
+    return gone or status.get("phase") in ("Failed", "Succeeded", "Unknown") or running_but_not_ready(status)
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -96,7 +108,7 @@ class ClusterCache:
             self._objects[kind][key] = trimmed
             self._index(kind, key, trimmed)
         self._checked_off(kind, trimmed, gone=(trimmed.get("metadata") or {}).get("deletionTimestamp") is not None)
-        self._notify(jobs)
+        self._notify(jobs, urgent=_urgent(kind, trimmed, deleted=False))
 
     def delete(self, kind: Kind, obj: Mapping[str, Any]) -> None:
         """A DELETED event."""
@@ -110,7 +122,7 @@ class ClusterCache:
                 self._unindex(kind, key, old)
             jobs = self._jobs_of(kind, key, [obj] if old is None else [old])
         self._checked_off(kind, obj, gone=True)
-        self._notify(jobs)
+        self._notify(jobs, urgent=_urgent(kind, obj, deleted=True))
 
     def expect_sources(self, sources: Iterable[tuple[Kind, str | None]]) -> None:
         """The (kind, namespace or None for all) lists that make the cache whole: it is synced once each came."""
@@ -148,7 +160,7 @@ class ClusterCache:
             self._checked_off(kind, obj, gone=(obj.get("metadata") or {}).get("deletionTimestamp") is not None)
         for obj in removed:
             self._checked_off(kind, obj, gone=True)
-        self._notify(jobs)
+        self._notify(jobs, urgent=True)
 
     def _index(self, kind: Kind, key: tuple[str, str], obj: Mapping[str, Any]) -> None:
         label = job_label(obj)
@@ -195,10 +207,10 @@ class ClusterCache:
         else:
             self.expectations.observed_present((namespace, label), (kind, name))
 
-    def _notify(self, jobs: set[JobKey]) -> None:
+    def _notify(self, jobs: set[JobKey], *, urgent: bool) -> None:
         if jobs:
             for listener in self._listeners:
-                listener(jobs)
+                listener(jobs, urgent)
 
     # -- reads, from the rounds ---------------------------------------------------------------------
 
