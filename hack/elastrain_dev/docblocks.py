@@ -26,16 +26,16 @@ from elastrain_operator.settings import setting_variables
 CHART = REPO_ROOT / "helm" / "elastrain"
 #: (apiGroup, resource) -> why the operator needs it; a rendered rule without an entry fails the generator.
 PERMISSION_USES: dict[tuple[str, str], str] = {
-    ("elastrain.dev", "trainingjobs"): "kopf watches jobs (event handlers only: it writes nothing to a job); each "
-    "reconcile reads its job; TTL deletes finished jobs",
+    ("elastrain.dev", "trainingjobs"): "kopf watches jobs (event handlers only: it writes nothing to a job); the "
+    "operator's cache lists and watches them; TTL deletes finished jobs",
     ("elastrain.dev", "trainingjobs/status"): "the one status write per reconcile",
-    ("", "pods"): "a job's head and workers",
-    ("", "services"): "a job's headless head Service",
+    ("", "pods"): "a job's head and workers (the cache lists and watches them)",
+    ("", "services"): "a job's headless head Service (the cache lists and watches them)",
     ("", "secrets"): "the per-job Secret `NAME-ray-auth` with the job's Ray token: created once, never read back",
     ("networking.k8s.io", "networkpolicies"): "the per-job NetworkPolicy admitting only the job's own pods to Ray's "
-    "and torchft's ports",
+    "and torchft's ports (the cache lists and watches them)",
     ("", "events"): "the job's story in `kubectl describe tj`",
-    ("", "nodes"): "node-loss detection",
+    ("", "nodes"): "node-loss detection: the cache lists and watches nodes",
     ("apiextensions.k8s.io", "customresourcedefinitions"): "kopf notices the CRD being upgraded",
     ("", "namespaces"): "kopf follows the watched namespaces",
     ("coordination.k8s.io", "leases"): "leader election",

@@ -38,8 +38,20 @@ class OperatorSettings:
         default=2.0,
         metadata=_env(
             "ELASTRAIN_RESYNC_SECONDS",
-            "longest pause between two reconciles of one job (seconds, positive); pod and job events wake it earlier",
+            "longest pause between two rounds of one job (seconds, positive): a round reads only the watch-fed "
+            "cache and the head's progress; watch events of the job, its pods and their nodes wake it earlier",
         ),
+    )
+    watch_seconds: int = field(
+        default=300,
+        metadata=_env(
+            "ELASTRAIN_WATCH_SECONDS",
+            "how long one watch request of the cache lasts before it is renewed from its last resourceVersion (>= 10)",
+        ),
+    )
+    create_concurrency: int = field(
+        default=16,
+        metadata=_env("ELASTRAIN_CREATE_CONCURRENCY", "pods the operator creates at once, all jobs together (1 to 64)"),
     )
     leader_election: bool = field(
         default=True,
@@ -140,6 +152,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> OperatorSettings:
         metrics_port=metrics_port,
         liveness_port=liveness_port,
         resync_seconds=resync,
+        watch_seconds=_int(env, "ELASTRAIN_WATCH_SECONDS", OperatorSettings.watch_seconds, minimum=10),
+        create_concurrency=_int(
+            env, "ELASTRAIN_CREATE_CONCURRENCY", OperatorSettings.create_concurrency, minimum=1, maximum=64
+        ),
         leader_election=_bool(env, "ELASTRAIN_LEADER_ELECTION", OperatorSettings.leader_election),
         lease_name=_name(
             env, "ELASTRAIN_LEASE_NAME", OperatorSettings.lease_name, pattern=_DNS_SUBDOMAIN, what="Lease name"

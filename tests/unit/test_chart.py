@@ -89,14 +89,12 @@ def grants(rule_list: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 NAMESPACED_GRANTS = {("elastrain.dev", "trainingjobs", verb) for verb in ("get", "list", "watch", "delete")} | {
     ("elastrain.dev", "trainingjobs/status", "patch"),
     *(("", "pods", verb) for verb in ("list", "watch", "create", "delete")),
-    ("", "services", "list"),
-    ("", "services", "create"),
+    *(("", "services", verb) for verb in ("list", "watch", "create")),
     ("", "secrets", "create"),
-    ("networking.k8s.io", "networkpolicies", "list"),
-    ("networking.k8s.io", "networkpolicies", "create"),
+    *(("networking.k8s.io", "networkpolicies", verb) for verb in ("list", "watch", "create")),
     ("", "events", "create"),
 }
-CLUSTER_READS = {("", "nodes", "list")} | {
+CLUSTER_READS = {("", "nodes", "list"), ("", "nodes", "watch")} | {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
 }
 

@@ -17,7 +17,10 @@ pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = (REPO_ROOT / "docs/operator.md").read_text()
 SETTINGS_SOURCE = (REPO_ROOT / "operator/elastrain_operator/settings.py").read_text()
-METRICS_SOURCE = (REPO_ROOT / "operator/elastrain_operator/handlers/metrics.py").read_text()
+METRICS_SOURCE = "".join(
+    (REPO_ROOT / "operator/elastrain_operator" / module).read_text()
+    for module in ("handlers/metrics.py", "kube/client.py", "kube/informer.py")
+)
 
 
 def table_rows(doc: str) -> set[str]:
@@ -38,7 +41,7 @@ def test_every_setting_has_a_row() -> None:
 
 def test_every_metric_has_a_row() -> None:
     metrics = set(re.findall(r'"(elastrain_[a-z_]+)"', METRICS_SOURCE))
-    assert len(metrics) == 10
+    assert len(metrics) == 15
     assert metrics <= table_rows(DOC)
 
 

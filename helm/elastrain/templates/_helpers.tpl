@@ -65,7 +65,7 @@ app.kubernetes.io/part-of: elastrain
 # The head Service of a job.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "create"]
+  verbs: ["list", "watch", "create"]
 # The per-job Secret with the job's Ray token: created once, never read back (no get/list on Secrets).
 - apiGroups: [""]
   resources: ["secrets"]
@@ -73,18 +73,18 @@ app.kubernetes.io/part-of: elastrain
 # The per-job NetworkPolicy that admits only the job's own pods to Ray's and torchft's ports.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["list", "create"]
+  verbs: ["list", "watch", "create"]
 # Events on TrainingJobs (kopf posts core/v1 Events).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
 
-{{/* The cluster-scoped reads: nodes (node-loss detection lists them) and CRDs (kopf notices the CRD changing). */}}
+{{/* The cluster-scoped reads: nodes (the operator's cache watches them for node loss) and CRDs (kopf notices the CRD changing). */}}
 {{- define "elastrain.clusterReadRules" -}}
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]

@@ -1,29 +1,47 @@
-"""kopf handlers: one asyncio loop per TrainingJob runs the reconcile; pod and job events wake it early.
+"""kopf handlers: one asyncio loop per TrainingJob runs the reconcile; watch events wake it early.
 
-Level-based: each pass of :func:`reconcile_job` reads the job and its pods afresh, so a missed
-event or an operator restart costs at most one resync period, and a restarted operator converges
-to the same objects (names are deterministic, creation is idempotent).
+State comes from watches, not polling: informers (``kube.informer``) list and watch the jobs, their
+pods, Services and NetworkPolicies and the nodes into one :class:`ClusterCache`, and every change
+wakes the rounds of the jobs it concerns (a node's change: the jobs with pods on it). A round reads
+only that cache (``handlers.reconciler``); the API server sees its writes and nothing else.
+Level-based all the same: each round looks at the whole job as the cache has it, so a restarted
+operator converges to the same objects (names are deterministic, creation is idempotent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
-from elastrain_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION, Label
+from elastrain_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from elastrain_operator.handlers import metrics
-from elastrain_operator.handlers.reconciler import reconcile_job
+from elastrain_operator.handlers.reconciler import Writer, reconcile_job
+from elastrain_operator.kube.cache import ClusterCache
 from elastrain_operator.kube.client import KubeApi, KubeError, load_kube_config
-from elastrain_operator.kube.convert import running_but_not_ready
+from elastrain_operator.kube.informer import Informers
 from elastrain_operator.settings import OperatorSettings, load_settings
 
 # Touched only from kopf's event loop (every handler here is async), so no lock is needed.
 _wakeups: dict[tuple[str, str], asyncio.Event] = {}
+#: Set when a job is woken by a loss (a node's health, a pod failing or gone): its next round starts at once.
+_urgent: dict[tuple[str, str], asyncio.Event] = {}
+
+
+def _urgency(namespace: str, name: str) -> asyncio.Event:
+    return _urgent.setdefault((namespace, name), asyncio.Event())
+
+
+#: Other wake-ups (pods starting, becoming Ready, spec changes) wait this long, so that one round sees
+#: a burst of them together (every pod of a job turning Ready) rather than one round per pod.
+BATCH_SECONDS = 0.2
 
 
 def _wakeup(namespace: str, name: str) -> asyncio.Event:
@@ -36,9 +54,25 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+def _wake_jobs(loop: asyncio.AbstractEventLoop) -> Callable[[set[tuple[str, str]], bool], None]:
+    """The cache's listener: called from an informer thread, sets the jobs' wake-ups on the event loop."""
+
+    def wake(jobs: set[tuple[str, str]], urgent: bool) -> None:
+        def set_all() -> None:
+            for key in jobs:
+                if urgent:
+                    _urgency(*key).set()
+                _wakeup(*key).set()
+
+        with contextlib.suppress(RuntimeError):  # the loop closed while the operator stops
+            loop.call_soon_threadsafe(set_all)
+
+    return wake
+
+
 @kopf.on.startup()
-def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Few log events (ours are explicit), the API client, metrics."""
+async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Few log events (ours are explicit), the API client, the watch-fed cache, metrics."""
     ours = load_settings()
     # Only event handlers are used: kopf keeps no handler progress and adds no finalizer to jobs.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -47,7 +81,14 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.
     settings.watching.server_timeout = 60
     load_kube_config()
     memo.settings = ours
-    memo.api = KubeApi()
+    api = KubeApi()
+    cache = ClusterCache()
+    cache.add_listener(_wake_jobs(asyncio.get_running_loop()))
+    memo.api = api
+    memo.cache = cache
+    memo.writer = Writer(api, cache, create_concurrency=ours.create_concurrency)
+    memo.informers = Informers(api, cache, namespaces=ours.namespaces, watch_seconds=ours.watch_seconds)
+    memo.informers.start()
     metrics.serve(ours.metrics_port)
     logger.info(
         "elastrain operator started: namespaces=%s metrics port=%s", ours.namespaces or "all", ours.metrics_port
@@ -67,8 +108,11 @@ async def _run_job(namespace: str, name: str, ref: kopf.Body, memo: kopf.Memo, l
     its pods, Service and NetworkPolicy. Each reconcile runs in a worker thread only while it works.
     """
     settings: OperatorSettings = memo.settings
-    api: KubeApi = memo.api
+    writer: Writer = memo.writer
     wake = _wakeup(namespace, name)
+    # A round before every kind was listed once would see a partial cluster (and create what exists).
+    while not await asyncio.to_thread(writer.cache.wait_synced, 5.0):
+        logger.info("waiting for the cache to list the cluster before reconciling %s/%s", namespace, name)
 
     def post(kind: str, reason: str, message: str) -> None:
         kopf.event(ref, type=kind, reason=reason, message=message)
@@ -78,7 +122,11 @@ async def _run_job(namespace: str, name: str, ref: kopf.Body, memo: kopf.Memo, l
         wake.clear()
         start = time.monotonic()
         try:
-            exists = await asyncio.to_thread(reconcile_job, api, namespace, name, post)
+            # Run with this task's context, as asyncio.to_thread would: kopf.event needs kopf's context variables.
+            context = contextvars.copy_context()
+            exists = await asyncio.get_running_loop().run_in_executor(
+                writer.rounds(), functools.partial(context.run, reconcile_job, writer, namespace, name, post)
+            )
         except KubeError as err:
             # Transient API trouble: logged and retried on the next pass.
             metrics.HANDLER_ERRORS.labels(error="KubeError").inc()
@@ -91,16 +139,40 @@ async def _run_job(namespace: str, name: str, ref: kopf.Body, memo: kopf.Memo, l
         if exists:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=settings.resync_seconds)
+            urgency = _urgency(namespace, name)
+            if wake.is_set() and not urgency.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(urgency.wait(), timeout=BATCH_SECONDS)
+            urgency.clear()
     _wakeups.pop((namespace, name), None)
+    _urgent.pop((namespace, name), None)
     _loops.pop((namespace, name), None)
     metrics.record_phase(namespace, name, None)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def job_changed(
-    *, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    *,
+    type: str | None,
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
 ) -> None:
-    """Any event of a job (listing at start-up, creation, scale, suspend) wakes its loop, or starts it."""
+    """Any event of a job (listing at start-up, creation, scale, suspend) wakes its loop, or starts it.
+
+    kopf's watch decides which jobs this operator serves (its namespaces); what it saw also goes
+    into the cache, which keeps the newer of its and the informer's version, so a loop never starts
+    on a job the cache has not seen yet.
+    """
+    cache: ClusterCache | None = getattr(memo, "cache", None)
+    if cache is not None:
+        if type == "DELETED":
+            cache.delete("TrainingJob", body)
+        else:
+            cache.upsert("TrainingJob", body)
     key = (namespace or "", name)
     _wakeup(*key).set()
     if key not in _loops:
@@ -117,27 +189,18 @@ async def job_changed(
 
 
 @kopf.on.cleanup()
-async def stop_loops(**_: Any) -> None:
-    """The operator is stopping: end every job's loop (a restarted operator picks them up again)."""
+async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
+    """The operator is stopping: end every job's loop and the informers (a restarted operator picks them up again)."""
     tasks = list(_loops.values())
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     _loops.clear()
     _wakeups.clear()
-
-
-@kopf.on.event("", "v1", "pods", labels={Label.JOB: kopf.PRESENT})
-async def pod_changed(
-    *, namespace: str | None, labels: kopf.Labels, status: kopf.Status, memo: kopf.Memo, **_: Any
-) -> None:
-    """A pod of a job changed: wake that job's loop.
-
-    A running pod that stopped being Ready is what the node lifecycle controller does to every pod
-    of a node it just marked NotReady: the shared node list may predate that, so it is listed afresh
-    for the round this event wakes, and the lost worker is replaced in this round, not a resync later.
-    """
-    api = getattr(memo, "api", None)
-    if isinstance(api, KubeApi) and running_but_not_ready(status):
-        api.forget_nodes()
-    _wakeup(namespace or "", labels[Label.JOB]).set()
+    _urgent.clear()
+    informers: Informers | None = getattr(memo, "informers", None)
+    if informers is not None:
+        await asyncio.to_thread(informers.stop)
+    writer: Writer | None = getattr(memo, "writer", None)
+    if writer is not None:
+        writer.close()

@@ -13,7 +13,11 @@ from elastrain_operator.api import JobPhase, Role, TrainingJobStatus
 from elastrain_operator.reconcile.decide import Decision
 
 JOBS = Gauge("elastrain_jobs", "TrainingJobs handled by this operator, by phase", ["phase"])
-RECONCILE_SECONDS = Histogram("elastrain_reconcile_duration_seconds", "Time of one reconcile of one job")
+RECONCILE_SECONDS = Histogram(
+    "elastrain_reconcile_duration_seconds",
+    "Time of one reconcile of one job",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 PODS_CREATED = Counter("elastrain_pods_created_total", "Pods created by the operator", ["role"])
 PODS_DELETED = Counter("elastrain_pods_deleted_total", "Pods deleted by the operator", ["why"])
 REPLACEMENTS = Counter("elastrain_replacements_total", "Pods created to replace a failed or lost pod", ["role"])
@@ -26,6 +30,11 @@ LOSS_TO_REPLACEMENT = Histogram(
 )
 REDUCED_SIZE_SECONDS = Counter(
     "elastrain_reduced_size_seconds_total", "Seconds jobs trained with fewer ready workers than desired"
+)
+ROUNDS = Counter(
+    "elastrain_rounds_total",
+    "Reconcile rounds: acted (created or deleted), steady (nothing to do), waiting (for the cache), invalid",
+    ["result"],
 )
 HANDLER_ERRORS = Counter("elastrain_handler_errors_total", "Reconciles that raised an error", ["error"])
 

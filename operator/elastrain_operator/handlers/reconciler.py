@@ -1,13 +1,19 @@
-"""One reconcile of one job: fetch -> parse -> decide -> apply -> compute status -> write it once if changed.
+"""One reconcile of one job: read the cache -> parse -> decide -> apply -> compute status -> write it once if changed.
 
 No kopf here: the kopf handlers (``handlers.jobs``) call :func:`reconcile_job` with an event sink.
+A round reads only the watch-fed :class:`~elastrain_operator.kube.cache.ClusterCache`; its API
+requests are its writes. Writes are announced to the cache's expectations first, so no round
+decides from a cache that has not yet shown the previous round's writes.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +32,8 @@ from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
 from elastrain_operator.builders.secret import build_ray_auth_secret
 from elastrain_operator.builders.service import build_head_service
 from elastrain_operator.handlers import metrics
-from elastrain_operator.kube.client import KubeApi, KubeError
+from elastrain_operator.kube.cache import ClusterCache
+from elastrain_operator.kube.client import NOT_FOUND, KubeApi, KubeError
 from elastrain_operator.kube.progress import read_progress
 from elastrain_operator.reconcile.decide import (
     CreateNetworkPolicy,
@@ -69,12 +76,52 @@ def _dump(status: TrainingJobStatus) -> dict[str, Any]:
     return dumped
 
 
-def _write_status(api: KubeApi, namespace: str, name: str, old: Mapping[str, Any], new: dict[str, Any]) -> bool:
+#: Rounds of different jobs that may run at once.
+ROUND_THREADS = 32
+
+
+@dataclass
+class Writer:
+    """What a round writes with: the API, the cache its writes go through, and how many pods it creates at once."""
+
+    api: KubeApi
+    cache: ClusterCache
+    create_concurrency: int = 16
+    #: How long a round that created or deleted objects waits for the cache to show them before its status.
+    settle_seconds: float = 2.0
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _rounds: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.create_concurrency, thread_name_prefix="elastrain-create")
+        return self._pool
+
+    def rounds(self) -> ThreadPoolExecutor:
+        """The threads rounds run in: more than asyncio's default (cores + 4), as a round mostly waits on the API."""
+        if self._rounds is None:
+            self._rounds = ThreadPoolExecutor(ROUND_THREADS, thread_name_prefix="elastrain-round")
+        return self._rounds
+
+    def close(self) -> None:
+        for pool in (self._pool, self._rounds):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _write_status(writer: Writer, namespace: str, name: str, old: Mapping[str, Any], new: dict[str, Any]) -> bool:
     if dict(old) == new:
         return False
     # Merge patch: keys that disappeared are sent as null so the server removes them.
     patch = {key: new.get(key) for key in {*old, *new}}
-    api.patch_job_status(namespace, name, patch)
+    try:
+        written = writer.api.patch_job_status(namespace, name, patch)
+    except KubeError as err:
+        if err.status == NOT_FOUND:
+            return False  # deleted since the cache last saw it; its watch event ends the job's loop
+        raise
+    # The next round must see this status, not the one before it that the watch may still be delivering.
+    writer.cache.upsert("TrainingJob", written)
     return True
 
 
@@ -99,39 +146,82 @@ def _create(api: KubeApi, obj: dict[str, Any]) -> bool:
         raise
 
 
-def _apply(api: KubeApi, job: TrainingJob, actions: tuple[object, ...]) -> bool:
-    """Carry out the decision's actions; return True when the job itself was deleted."""
+def _build(job: TrainingJob, action: object, token: Callable[[], str]) -> dict[str, Any] | None:
+    """The object a creating action creates (None for the other actions)."""
     namespace, name, uid = job.metadata.namespace or "", job.metadata.name or "", job.metadata.uid or ""
-    for action in actions:
-        if isinstance(action, DeletePod):
-            if api.delete_pod(namespace, action.name):
-                metrics.PODS_DELETED.labels(why=action.why).inc()
-        elif isinstance(action, CreateRayAuthSecret):
-            token = secrets.token_urlsafe(32)
-            _create(api, build_ray_auth_secret(job=name, namespace=namespace, uid=uid, token=token))
-        elif isinstance(action, CreateNetworkPolicy):
-            _create(api, build_network_policy(job=name, namespace=namespace, uid=uid))
-        elif isinstance(action, CreateService):
-            _create(api, build_head_service(job=name, namespace=namespace, uid=uid))
-        elif isinstance(action, CreatePod):
-            if action.role is Role.HEAD:
-                pod = build_head_pod(job, action.attempt)
-            else:
-                pod = build_worker_pod(job, action.index, action.attempt)
-            if _create(api, pod):
-                metrics.PODS_CREATED.labels(role=action.role.value).inc()
-                if action.attempt:
-                    metrics.REPLACEMENTS.labels(role=action.role.value).inc()
-        elif isinstance(action, DeleteJob):
-            api.delete_job(namespace, name)
-            return True
+    if isinstance(action, CreateRayAuthSecret):
+        return build_ray_auth_secret(job=name, namespace=namespace, uid=uid, token=token())
+    if isinstance(action, CreateNetworkPolicy):
+        return build_network_policy(job=name, namespace=namespace, uid=uid)
+    if isinstance(action, CreateService):
+        return build_head_service(job=name, namespace=namespace, uid=uid)
+    if isinstance(action, CreatePod):
+        if action.role is Role.HEAD:
+            return build_head_pod(job, action.attempt)
+        return build_worker_pod(job, action.index, action.attempt)
+    return None
+
+
+def _create_pod(writer: Writer, action: CreatePod, pod: dict[str, Any], sent: set[tuple[str, str]]) -> None:
+    created = _create(writer.api, pod)
+    sent.add(("Pod", pod["metadata"]["name"]))
+    if created:
+        metrics.PODS_CREATED.labels(role=action.role.value).inc()
+        if action.attempt:
+            metrics.REPLACEMENTS.labels(role=action.role.value).inc()
+
+
+def _apply(writer: Writer, job: TrainingJob, actions: tuple[object, ...], *, clock: Callable[[], float]) -> bool:
+    """Carry out the decision's actions; return True when the job itself was deleted.
+
+    Every creation and deletion is announced to the expectations before it is sent (a watch event
+    may come back before the call returns); the Secret, the NetworkPolicy and the Service go first,
+    then the pods, up to ``create_concurrency`` at a time.
+    """
+    namespace, name = job.metadata.namespace or "", job.metadata.name or ""
+    key = (namespace, name)
+    built = [(action, _build(job, action, lambda: secrets.token_urlsafe(32))) for action in actions]
+    creations = {
+        (obj["kind"], obj["metadata"]["name"]) for _, obj in built if obj is not None and obj["kind"] != "Secret"
+    }
+    deletions = {("Pod", a.name) for a in actions if isinstance(a, DeletePod)}
+    writer.cache.expectations.expect(key, creations=creations, deletions=deletions, now=clock())
+    sent: set[tuple[str, str]] = set()  # the writes the server accepted (or found done already)
+    try:
+        for action, obj in built:
+            if isinstance(action, DeletePod):
+                if writer.api.delete_pod(namespace, action.name):
+                    metrics.PODS_DELETED.labels(why=action.why).inc()
+                sent.add(("Pod", action.name))
+            elif isinstance(action, DeleteJob):
+                writer.api.delete_job(namespace, name)
+                return True
+            elif obj is not None and not isinstance(action, CreatePod):
+                _create(writer.api, obj)
+                sent.add((obj["kind"], obj["metadata"]["name"]))
+        pods = [(a, obj) for a, obj in built if isinstance(a, CreatePod) and obj is not None]
+        if len(pods) == 1:
+            _create_pod(writer, *pods[0], sent)
+        elif pods:
+            for future in [writer.pool().submit(_create_pod, writer, a, obj, sent) for a, obj in pods]:
+                future.result()  # the first error is raised, after every creation was sent
+    finally:
+        # A write that failed will never show up; what the cache already shows (the watch was quick,
+        # or it existed: 409, or was gone: 404) is met. Either way the job must not wait for it.
+        for kind, obj_name in creations:
+            if (kind, obj_name) not in sent or writer.cache.holds(kind, namespace, obj_name):
+                writer.cache.expectations.observed_present(key, (kind, obj_name))
+        for kind, obj_name in deletions:
+            if (kind, obj_name) not in sent or writer.cache.terminating_or_gone(namespace, obj_name):
+                writer.cache.expectations.observed_gone(key, (kind, obj_name))
     return False
 
 
-def _clean_up_invalid(api: KubeApi, raw: Mapping[str, Any], prior: TrainingJobStatus, now: datetime) -> None:
+def _clean_up_invalid(writer: Writer, raw: Mapping[str, Any], prior: TrainingJobStatus, now: datetime) -> None:
     """Delete the pods of a job that failed for its spec, and the job itself once its TTL has passed."""
+    api = writer.api
     namespace, name = raw["metadata"]["namespace"], raw["metadata"]["name"]
-    for pod in api.observe(namespace, name).pods:
+    for pod in writer.cache.observe(namespace, name).pods:
         if pod.active:
             api.delete_pod(namespace, pod.name)
     policy = (raw.get("spec") or {}).get("runPolicy") or {}
@@ -154,51 +244,65 @@ def _progress(observed: Observed, reader: ProgressReader) -> ProgressReport | No
 
 
 def reconcile_job(
-    api: KubeApi,
+    writer: Writer,
     namespace: str,
     name: str,
     events: EventSink,
     now: datetime | None = None,
     *,
     progress: ProgressReader = read_progress,
+    clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Bring one job's pods and status in line with its spec; False once the job no longer exists."""
+    """Bring one job's pods and status in line with its spec; False once the job is no longer in the cache.
+
+    A round whose job still awaits the cache's view of its last writes does nothing: the watch
+    events it waits for wake the job again.
+    """
     now = now or utcnow()
-    raw = api.get_job(namespace, name)
+    cache, key = writer.cache, (namespace, name)
+    raw = cache.job(namespace, name)
     if raw is None:
         metrics.record_phase(namespace, name, None)
+        cache.expectations.forget(key)
         return False
+    if not cache.expectations.satisfied(key, now=clock()):
+        metrics.ROUNDS.labels(result="waiting").inc()
+        return True
     old_status: Mapping[str, Any] = raw.get("status") or {}
     prior = _prior_status(raw)
     generation = raw.get("metadata", {}).get("generation")
     if prior is not None and prior.phase is not None and prior.phase.is_terminal and _is_invalid(prior):
         # Failed for its spec: only clean-up remains (as for Kubernetes Jobs, a fixed spec is a new job).
-        _clean_up_invalid(api, raw, prior, now)
+        _clean_up_invalid(writer, raw, prior, now)
+        metrics.ROUNDS.labels(result="invalid").inc()
         return True
     try:
         job = parse_trainingjob(raw)
-        observed = api.observe(namespace, name)
+        observed = cache.observe(namespace, name)
         decision = decide(job, prior, observed, now)
-        if _apply(api, job, decision.actions):
+        if _apply(writer, job, decision.actions, clock=clock):
             metrics.record_phase(namespace, name, None)
             return False
     except (InvalidTrainingJobError, SpecRejectedError) as err:
         status = invalid_status(prior, str(err), now=now, generation=generation)
-        if _write_status(api, namespace, name, old_status, _dump(status)):
+        if _write_status(writer, namespace, name, old_status, _dump(status)):
             events("Warning", Reason.INVALID_SPEC, str(err))
         metrics.record_phase(namespace, name, status.phase)
+        metrics.ROUNDS.labels(result="invalid").inc()
         return True
     if decision.actions:
-        # The status reflects the pods as they are after this round's changes; a round that changed
-        # nothing (most of them) reuses what it saw.
-        observed = api.observe(namespace, name)
+        # The status reflects the pods as they are after this round's changes: the watch shows them
+        # within milliseconds; a round that changed nothing (most of them) reuses what it saw.
+        cache.expectations.wait(key, timeout=writer.settle_seconds)
+        observed = cache.observe(namespace, name)
     status = compute_status(job, prior, decision, observed, now, report=_progress(observed, progress))
-    _write_status(api, namespace, name, old_status, _dump(status))
+    _write_status(writer, namespace, name, old_status, _dump(status))
     metrics.record_round(namespace, name, decision=decision, status=status, prior=prior, now=now)
     for note in transition_notes(prior, decision, status):
         events(note.type, note.reason, note.message)
     metrics.record_phase(namespace, name, status.phase)
+    metrics.ROUNDS.labels(result="acted" if decision.actions else "steady").inc()
     return True
 
 
-__all__ = ["EventSink", "Note", "reconcile_job", "utcnow"]
+__all__ = ["EventSink", "Note", "Writer", "reconcile_job", "utcnow"]

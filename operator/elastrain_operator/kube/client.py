@@ -1,4 +1,4 @@
-"""The only module that talks to the Kubernetes API (besides kopf's own watching).
+"""The module that makes the operator's API calls (``kube.informer`` lists and watches through its clients).
 
 Synchronous calls through the official client, returning raw JSON dicts; creation is idempotent
 (AlreadyExists is success) and so is deletion (NotFound is success). API failures surface as
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from elastrain_operator.api import GROUP, PLURAL, VERSION, Label
-from elastrain_operator.kube.convert import NodeProblem, node_problems, observe_pod
-from elastrain_operator.reconcile.observed import Observed
+from elastrain_operator.api import GROUP, PLURAL, VERSION
 
 CONFLICT, NOT_FOUND, UNPROCESSABLE = 409, 404, 422
 
@@ -80,8 +76,6 @@ def _json(response: Any) -> dict[str, Any]:
 
 
 API_REQUESTS = Counter("elastrain_api_requests_total", "Kubernetes API requests the operator made", ["verb"])
-#: Node health is shared by every job's reconcile and may be this old (seconds).
-NODES_MAX_AGE = 1.0
 
 
 class CountingApiClient(client.ApiClient):
@@ -97,8 +91,6 @@ class KubeApi:
 
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self._client = api_client or CountingApiClient()
-        self._nodes: tuple[float, dict[str, NodeProblem | None]] | None = None
-        self._nodes_lock = threading.Lock()
         self.core = client.CoreV1Api(self._client)
         self.custom = client.CustomObjectsApi(self._client)
         self.coordination = client.CoordinationV1Api(self._client)
@@ -118,11 +110,13 @@ class KubeApi:
                 return None
             raise KubeError(f"get TrainingJob {namespace}/{name}", err) from err
 
-    def patch_job_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        """JSON merge patch of the status subresource (null deletes a field)."""
+    def patch_job_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON merge patch of the status subresource (null deletes a field); returns the job as written."""
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(patch)}
+            return _json(
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, {"status": dict(patch)}, _preload_content=False
+                )
             )
         except ApiException as err:
             raise KubeError(f"patch status of TrainingJob {namespace}/{name}", err) from err
@@ -136,47 +130,7 @@ class KubeApi:
             if err.status != NOT_FOUND:
                 raise KubeError(f"delete TrainingJob {namespace}/{name}", err) from err
 
-    # -- pods and services -----------------------------------------------------------------------
-
-    def observe(self, namespace: str, job: str) -> Observed:
-        """The job's pods (found by label alone) and whether its Service and NetworkPolicy exist."""
-        selector = f"{Label.JOB}={job}"
-        try:
-            pods = _json(self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False))
-            services = _json(
-                self.core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False)
-            )
-            policies = _json(
-                self.networking.list_namespaced_network_policy(
-                    namespace, label_selector=selector, _preload_content=False
-                )
-            )
-            # A pod on a node the cached list does not know may sit on a node created since: list again
-            # before calling that node deleted.
-            bound = {item.get("spec", {}).get("nodeName") for item in pods.get("items", [])} - {None}
-            nodes = self._node_problems()
-            if not bound <= nodes.keys():
-                nodes = self._node_problems(fresh=True)
-        except ApiException as err:
-            raise KubeError(f"list pods and services of TrainingJob {namespace}/{job}", err) from err
-        observed = tuple(p for p in (observe_pod(item, nodes) for item in pods.get("items", [])) if p is not None)
-        return Observed(
-            pods=observed,
-            service_exists=bool(services.get("items")),
-            network_policy_exists=bool(policies.get("items")),
-        )
-
-    def forget_nodes(self) -> None:
-        """The next observation lists the nodes afresh (a pod's readiness says one may have changed)."""
-        with self._nodes_lock:
-            self._nodes = None
-
-    def _node_problems(self, *, fresh: bool = False) -> dict[str, NodeProblem | None]:
-        """Health of every node, listed at most once per NODES_MAX_AGE for all jobs together."""
-        with self._nodes_lock:
-            if fresh or self._nodes is None or time.monotonic() - self._nodes[0] > NODES_MAX_AGE:
-                self._nodes = (time.monotonic(), node_problems(_json(self.core.list_node(_preload_content=False))))
-            return self._nodes[1]
+    # -- pods, services, network policies, secrets (read through the watch-fed cache, kube.cache) ------
 
     def create(self, obj: Mapping[str, Any]) -> bool:
         """Create a Pod or Service; return False if it already existed."""
