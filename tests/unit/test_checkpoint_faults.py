@@ -244,9 +244,17 @@ def test_a_short_write_without_errno_on_a_full_volume_is_called_a_full_volume() 
         detail == "0 bytes free; the write failed with RuntimeError: [enforce fail at inline_container.cc:671] . "
         "unexpected pos 704 vs 598"
     )
-    # With room left, or not knowing, the error is said as it is.
-    assert describe_failure(short, location=AT, free=5 * MB)[0].startswith("RuntimeError: [enforce fail")
-    assert describe_failure(short, location=AT, free=None) == (describe_fault(short, location=AT), "")
+    # The short write is one whatever room is measured after it (the save's partial files may be gone by then).
+    assert describe_failure(short, location=AT, free=5 * MB)[0] == f"no space left on device at {AT}"
+    assert describe_failure(short, location=AT, free=None) == (
+        f"no space left on device at {AT}",
+        "the write failed with RuntimeError: [enforce fail at inline_container.cc:671] . unexpected pos 704 vs 598",
+    )
+    # Another error with room left, or not knowing, is said as it is; on a full volume it is a full volume.
+    other = RuntimeError("[enforce fail at inline_container.cc:600] . file not found")
+    assert describe_failure(other, location=AT, free=5 * MB)[0].startswith("RuntimeError: [enforce fail")
+    assert describe_failure(other, location=AT, free=None) == (describe_fault(other, location=AT), "")
+    assert describe_failure(other, location=AT, free=0)[0] == f"no space left on device at {AT}"
     # An errno says it all, whatever the room.
     assert describe_failure(OSError(errno.EROFS, "x"), location=AT, free=5 * MB) == (
         f"read-only file system at {AT}",

@@ -93,21 +93,30 @@ def describe_fault(error: BaseException, *, location: str) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''} at {location}"
 
 
+#: How torch's stream writer (``caffe2::serialize::PyTorchStreamWriter``) reports fewer bytes written than asked.
+_SHORT_WRITE = "unexpected pos"
+
+
 def describe_failure(error: BaseException, *, location: str, free: int | None) -> tuple[str, str]:
     """The cause and detail of a failed save, given the bytes left after it (None: unknown).
 
     Some writers do not pass the ``OSError`` on: torch's stream writer, which DCP uses for the
     non-tensor items, reports a short write as ``RuntimeError: [enforce fail at inline_container.cc]
-    unexpected pos ...``. When the volume has no room left (less than :data:`SAVE_OVERHEAD_BYTES`)
-    such an error is what a full volume does, and the cause says so; the error itself goes to the detail.
+    unexpected pos ...``. That error is a short write, which is what a full volume (or a used-up quota)
+    does; so is any non-``OSError`` failure while the volume has no room left (less than
+    :data:`SAVE_OVERHEAD_BYTES`). The cause then says so and the error itself goes to the detail. The
+    short-write signature is matched as well as the room because the room is measured after the failure,
+    when the partial files of the save (or a concurrent one) may already be gone.
     """
     cause = root_cause(error)
     left = f"{human_bytes(free)} free" if free is not None else ""
     if isinstance(cause, OSError) and cause.errno is not None:
         return describe_fault(error, location=location), left
-    if free is not None and free < SAVE_OVERHEAD_BYTES:
+    short_write = _SHORT_WRITE in str(cause)
+    if short_write or (free is not None and free < SAVE_OVERHEAD_BYTES):
         worded = describe_fault(error, location=location).removesuffix(f" at {location}")
-        return f"{_ERRNO_WORDS[errno.ENOSPC]} at {location}", f"{left}; the write failed with {worded}"
+        failed = f"the write failed with {worded}"
+        return f"{_ERRNO_WORDS[errno.ENOSPC]} at {location}", f"{left}; {failed}" if left else failed
     return describe_fault(error, location=location), left
 
 
