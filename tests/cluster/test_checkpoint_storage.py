@@ -12,15 +12,13 @@ complete step. When the room returns and a save succeeds the condition turns Fal
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
+from tests.smallvolume import mounted_tmpfs, top_up
 
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.podrunner import RUN_LABEL, PodRunner
@@ -31,23 +29,13 @@ MODEL = {"dim": 32, "numHeads": 2, "numLayers": 1, "seqLen": 16, "vocabSize": 64
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "ckpt"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
+    """A 4 MB tmpfs of the test's own."""
+    with mounted_tmpfs(tmp_path / "ckpt") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _top_up(volume: Path, fillers: list[Path], *, leave: int = 20_000) -> None:
-    """Fill ``volume`` until ``leave`` bytes are free (one more filler file each time it has more)."""
-    stat = os.statvfs(volume)
-    free = stat.f_bavail * stat.f_frsize
-    if free > leave:
-        fillers.append(volume / f"filler-{len(fillers)}")
-        with contextlib.suppress(OSError):  # a save writing at the same time may take the room first
-            fillers[-1].write_bytes(b"\0" * (free - leave))
+def _top_up(volume: Path, fillers: list[Path]) -> None:
+    top_up(volume, fillers, leave=20_000)
 
 
 def _condition(status: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,17 +12,16 @@ fault are printed (``-s``) for the report, never asserted.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.smallvolume import mounted_tmpfs, top_up
 from tests.trainer.helpers import count_samples, fast_options, tiny_config
 
 from elastrain_trainer.checkpoint import CheckpointStore
-from elastrain_trainer.checkpoint.faults import free_bytes
 from elastrain_trainer.checkpoint.integrity import MANIFEST
 from elastrain_trainer.driver import Driver, RunResult
 from elastrain_trainer.errors import SpecError
@@ -36,27 +35,8 @@ INTERVAL = 2
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
     """A 4 MB tmpfs of the test's own (room for a few checkpoints of the tiny model)."""
-    mount = tmp_path / "ckpt"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "ckpt") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _top_up(volume: Path, fillers: list[Path], *, leave: int) -> None:
-    """Fill ``volume`` until ``leave`` bytes are free (one more filler file each time it has more).
-
-    Called before every step while the volume is to be full: a save in flight when it filled prunes
-    an older checkpoint when it completes, which would otherwise give the next save its room back.
-    """
-    free = free_bytes(volume)
-    assert free is not None
-    if free > leave:
-        fillers.append(volume / f"filler-{len(fillers)}")
-        with contextlib.suppress(OSError):  # an asynchronous save writing meanwhile may take the room first
-            fillers[-1].write_bytes(b"\0" * (free - leave))
 
 
 def _run(driver: Driver, hook: Any) -> RunResult:
@@ -128,7 +108,7 @@ def test_a_full_volume_skips_saves_and_training_goes_on_until_space_returns(
             state["full_at"] = step
         if "full_at" in state and "freed_at" not in state:
             if step < 11:
-                _top_up(volume, fillers, leave=60_000)
+                top_up(volume, fillers, leave=60_000)
             else:
                 for filler in fillers:
                     filler.unlink()  # space returns: the next scheduled save succeeds
