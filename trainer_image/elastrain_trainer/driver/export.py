@@ -45,6 +45,7 @@ def export_group(
     """
     done, failed = ("exported", "export_failed") if request is None else ("request_exported", "request_export_failed")
     extra = {} if request is None else {"request": request}
+    group.release()  # every rank is called: its followers leave their follow call first (mid-run)
     try:
         paths = ray.get([actor.export.remote(directory, name) for actor in group.actors], timeout=timeout_seconds)
     except (RayActorError, RayTaskError, GetTimeoutError) as err:
