@@ -9,6 +9,7 @@ from elastrain_operator.api import Reason
 from elastrain_operator.api.constants import EXPORT_REQUEST_ANNOTATION
 from elastrain_operator.api.status import ExportRequestState, ExportRequestStatus
 from elastrain_operator.kube.progress import progress_url, read_progress
+from elastrain_operator.kube.trim import trim_job
 from elastrain_operator.reconcile.export_request import (
     ExportAsk,
     decide_export_ask,
@@ -40,6 +41,15 @@ def test_the_annotation_names_the_request() -> None:
     assert requested_id({EXPORT_REQUEST_ANNOTATION: ""}) is None
     assert requested_id({"other": "x"}) is None
     assert requested_id(None) is None
+
+
+def test_the_operators_cache_keeps_the_export_request_annotation_and_no_other() -> None:
+    annotations = {EXPORT_REQUEST_ANNOTATION: "r1", "kubectl.kubernetes.io/last-applied-configuration": "{...}"}
+    job = {"metadata": {"name": "j", "annotations": annotations}, "spec": {}}
+    trimmed = trim_job(job)
+    assert trimmed["metadata"]["annotations"] == {EXPORT_REQUEST_ANNOTATION: "r1"}
+    assert requested_id(trimmed["metadata"].get("annotations")) == "r1"
+    assert "annotations" not in trim_job({"metadata": {"name": "j", "annotations": {"other": "x"}}})["metadata"]
 
 
 def test_a_pending_request_is_asked_until_answered_and_never_again() -> None:
