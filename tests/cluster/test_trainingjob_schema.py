@@ -33,6 +33,7 @@ from elastrain_operator.api import (
     WorkersStatus,
     parse_trainingjob,
 )
+from elastrain_operator.api.status import ExportRequestState, ExportRequestStatus, ExportStatus
 from elastrain_trainer.config import ModelConfig, TrainerConfig
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("trainingjob_crd")]
@@ -136,6 +137,10 @@ def test_status_round_trip_and_printer_columns(cluster: LocalCluster, namespace:
         ],
         workers=WorkersStatus(desired=2, ready=1, min=2, max=2, world_size=2),
         progress=ProgressStatus(step=17, total_steps=50, loss=2.5, tokens_per_second=1234.5, last_checkpoint_step=10),
+        export=ExportStatus(path="/export/final", step=50),
+        export_request=ExportRequestStatus(
+            request_id="before-lr-drop", state=ExportRequestState.EXPORTED, path="/export/step-17", step=17
+        ),
         resizes=[ResizeRecord(time=now, from_=2, to=1, reason="NodeLost")],
         start_time=now,
         selector="elastrain.dev/job=status,elastrain.dev/role=worker",

@@ -7,7 +7,8 @@
   each group, bf16 autocast (fp32 master weights) and int8 block compression across groups: the
   loss falls, the first loss is the bf16 forward's (not the fp32 one's), every step sends int8's
   share of the fp32 traffic, the groups end bit-identical, the ledger is exact and the export holds
-  the trained weights.
+  the trained weights. An export asked for mid-run (the same id twice) is written once, as
+  ``step-<N>`` at the next step boundary, with the weights the trainer held then, and the run goes on.
 - A ``python`` entrypoint model from a module on the workers' PYTHONPATH trains with top-k
   compression (its loss and kwargs in use, the codec's traffic observed) and checkpoints under its
   own parameter names.
@@ -203,8 +204,22 @@ def test_llama_trains_with_ddp_bf16_and_int8_compression(user_pods: LocalCluster
         }
     )
     driver = Driver(cfg, fast_options(export_dir=str(tmp_path / "export"), start_groups=2))
+    mid: dict[str, Any] = {}
+
+    def ask_for_an_export(d: Driver, step: int) -> None:
+        """Mid-run, an export is asked for (as the head's progress server does for the operator's poll);
+        at the next boundary the trainer's weights are taken, and the same id is asked again."""
+        if step == 4 and "asked_at" not in mid:
+            mid["asked_at"] = step
+            assert d.export_requests.ask("mid-run")
+        done = [e for e in d.events if e["kind"] == "request_exported"]
+        if done and "weights" not in mid:
+            mid["weights"] = d.fingerprints()[done[0]["group"]][0]["model"]
+            mid["seen_at"] = step
+            d.export_requests.ask("mid-run")  # the same id again: not repeated
+
     try:
-        result = driver.run()
+        result = driver.run(hook=ask_for_an_export)
         fingerprints = driver.fingerprints()
     finally:
         driver.shutdown()
@@ -252,6 +267,19 @@ def test_llama_trains_with_ddp_bf16_and_int8_compression(user_pods: LocalCluster
     for name, tensor in loaded.state_dict().items():
         source = "model.embed_tokens.weight" if name == "lm_head.weight" else name
         assert torch.equal(tensor, trained[source]), name
+
+    # The export asked for mid-run: written once, at the step boundary after the request, as step-<N>
+    # with the weights the trainer held at that step; training went on to the end (the ledger above).
+    requested = [e for e in result.events if e["kind"].startswith("request_export")]
+    assert [(e["kind"], e["request"], e["step"]) for e in requested] == [("request_exported", "mid-run", 5)], events
+    assert requested[0]["path"] == str(tmp_path / "export" / "step-5") and mid["seen_at"] == 5
+    assert [e["path"] for e in result.events if e["kind"] == "exported"] == [str(tmp_path / "export" / "final")]
+    assert not (tmp_path / "export" / "step-5.tmp").exists()
+    at_request = AutoModelForCausalLM.from_pretrained(requested[0]["path"])
+    assert not torch.equal(mid["weights"]["model.embed_tokens.weight"], trained["model.embed_tokens.weight"])
+    for name, tensor in at_request.state_dict().items():
+        source = "model.embed_tokens.weight" if name == "lm_head.weight" else name
+        assert torch.equal(tensor, mid["weights"][source]), name
 
 
 def test_python_entrypoint_model_trains_and_checkpoints(user_pods: LocalCluster, tmp_path: Path) -> None:

@@ -41,6 +41,10 @@ class Label(StrEnum):
     """Counts the pods that have held one role/index: a replacement gets the next attempt and a new name."""
 
 
+#: The annotation a user sets on a running job to ask for an export (``kubectl annotate tj NAME ...=ID``).
+EXPORT_REQUEST_ANNOTATION: Final = f"{GROUP}/export-request"
+
+
 class Role(StrEnum):
     """Values of the ``elastrain.dev/role`` label."""
 
@@ -82,3 +86,6 @@ class Reason(StrEnum):
     TRAINER_WARNING = "TrainerWarning"
     CHECKPOINT_SAVE_FAILED = "CheckpointSaveFailed"
     CHECKPOINT_SAVED = "CheckpointSaved"
+    EXPORTED_ON_REQUEST = "ExportedOnRequest"
+    EXPORT_REQUEST_FAILED = "ExportRequestFailed"
+    EXPORT_REQUEST_REFUSED = "ExportRequestRefused"

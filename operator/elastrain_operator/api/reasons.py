@@ -121,6 +121,23 @@ REASON_DOCS: Final[dict[Reason, ReasonDoc]] = {
         "a checkpoint save succeeded after saves had failed",
         "-",
     ),
+    Reason.EXPORTED_ON_REQUEST: ReasonDoc(
+        "Event, `status.exportRequest`",
+        "an export asked for with the `elastrain.dev/export-request` annotation was written at a step boundary "
+        "to `<export location>/step-<N>`; training went on",
+        "-",
+    ),
+    Reason.EXPORT_REQUEST_FAILED: ReasonDoc(
+        "Event, `status.exportRequest`",
+        "an export asked for while training failed (the message says why); training went on",
+        "fix the export location (room, permissions) and annotate again with a new id",
+    ),
+    Reason.EXPORT_REQUEST_REFUSED: ReasonDoc(
+        "Event, `status.exportRequest`",
+        "an export was asked for with the `elastrain.dev/export-request` annotation, but the job has no "
+        "`spec.export` (or the id is not valid)",
+        "set `spec.export` (uri or pvc) when creating the job; ids are 1-128 characters without spaces",
+    ),
     Reason.BACKOFF_LIMIT_EXCEEDED: ReasonDoc(
         "`Failed`",
         "more retried application failures than `backoffLimit`",

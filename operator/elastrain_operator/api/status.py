@@ -90,6 +90,29 @@ class ExportStatus(ConfigModel):
     """The optimizer step the exported weights are from."""
 
 
+class ExportRequestState(StrEnum):
+    """What became of an export asked for while training."""
+
+    EXPORTED = "Exported"
+    FAILED = "Failed"
+    REFUSED = "Refused"
+
+
+class ExportRequestStatus(ConfigModel):
+    """The newest export asked for with the ``elastrain.dev/export-request`` annotation, once answered."""
+
+    request_id: str = Field(min_length=1, max_length=253)
+    """The annotation's value the answer is for; the same value again asks nothing."""
+    state: ExportRequestState
+    """Exported, Failed or Refused."""
+    path: str | None = Field(None, max_length=4096)
+    """Directory of the exported model inside the pods (``<export location>/step-<N>``), when Exported."""
+    step: int | None = Field(None, ge=0)
+    """The optimizer step the exported weights are from."""
+    message: str | None = Field(None, max_length=_MAX_MESSAGE)
+    """Why it failed or was refused."""
+
+
 class RestartCounts(ConfigModel):
     """Restarts of the training, by cause."""
 
@@ -129,7 +152,9 @@ class TrainingJobStatus(ConfigModel):
     progress: ProgressStatus | None = None
     """Training progress."""
     export: ExportStatus | None = None
-    """The exported model, once written."""
+    """The exported model at the end of the run, once written."""
+    export_request: ExportRequestStatus | None = None
+    """The newest export asked for while training (annotation ``elastrain.dev/export-request``), once answered."""
     restarts: RestartCounts | None = None
     """Restarts by cause."""
     resizes: list[ResizeRecord] | None = Field(None, max_length=20)

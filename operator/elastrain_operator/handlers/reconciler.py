@@ -45,6 +45,12 @@ from elastrain_operator.reconcile.decide import (
     Note,
     decide,
 )
+from elastrain_operator.reconcile.export_request import (
+    decide_export_ask,
+    export_request_notes,
+    export_request_status,
+    requested_id,
+)
 from elastrain_operator.reconcile.observed import Observed
 from elastrain_operator.reconcile.status import compute_status, invalid_status, transition_notes
 from elastrain_trainer.config.progress import ProgressReport
@@ -231,16 +237,17 @@ def _clean_up_invalid(writer: Writer, raw: Mapping[str, Any], prior: TrainingJob
         api.delete_job(namespace, name)
 
 
-#: Reads the driver's progress from a head pod IP (``kube.progress.read_progress``; tests pass their own).
-ProgressReader = Callable[[str], ProgressReport | None]
+#: Reads the driver's progress from a head pod IP (``kube.progress.read_progress``; tests pass their own),
+#: with ``export_request=ID`` when a user asked for an export.
+ProgressReader = Callable[..., ProgressReport | None]
 
 
-def _progress(observed: Observed, reader: ProgressReader) -> ProgressReport | None:
-    """The running head's progress report, if it answers."""
+def _progress(observed: Observed, reader: ProgressReader, ask: str | None = None) -> ProgressReport | None:
+    """The running head's progress report, if it answers; the poll names a pending export request."""
     head = observed.head_live()
     if head is None or head.phase != "Running" or not head.ip:
         return None
-    return reader(head.ip)
+    return reader(head.ip) if ask is None else reader(head.ip, export_request=ask)
 
 
 def reconcile_job(
@@ -295,11 +302,21 @@ def reconcile_job(
         # within milliseconds; a round that changed nothing (most of them) reuses what it saw.
         cache.expectations.wait(key, timeout=writer.settle_seconds)
         observed = cache.observe(namespace, name)
-    status = compute_status(job, prior, decision, observed, now, report=_progress(observed, progress))
+    prior_export = prior.export_request if prior is not None else None
+    ask = decide_export_ask(
+        requested_id(raw.get("metadata", {}).get("annotations")),
+        has_export=job.spec.export is not None,
+        prior=prior_export,
+    )
+    report = _progress(observed, progress, ask.ask)
+    status = compute_status(job, prior, decision, observed, now, report=report)
+    status = status.model_copy(update={"export_request": export_request_status(prior_export, ask, report)})
     _write_status(writer, namespace, name, old_status, _dump(status))
     metrics.record_round(namespace, name, decision=decision, status=status, prior=prior, now=now)
     for note in transition_notes(prior, decision, status):
         events(note.type, note.reason, note.message)
+    for kind, reason, message in export_request_notes(prior_export, status.export_request):
+        events(kind, reason, message)
     metrics.record_phase(namespace, name, status.phase)
     metrics.ROUNDS.labels(result="acted" if decision.actions else "steady").inc()
     return True

@@ -9,22 +9,35 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
+from urllib.parse import urlencode
 
 from pydantic import ValidationError
 
 from elastrain_trainer.config.podenv import PROGRESS_PORT
-from elastrain_trainer.config.progress import PROGRESS_PATH, ProgressReport
+from elastrain_trainer.config.progress import EXPORT_REQUEST_PARAM, PROGRESS_PATH, ProgressReport
 
 #: Seconds to wait for the head's answer; a reconcile round must stay short.
 TIMEOUT_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
-def read_progress(ip: str, port: int = PROGRESS_PORT, timeout: float = TIMEOUT_SECONDS) -> ProgressReport | None:
-    """The head's latest report, or None when it does not answer or answers something unreadable."""
+def progress_url(ip: str, port: int = PROGRESS_PORT, *, export_request: str | None = None) -> str:
+    """The poll's URL; ``export_request`` names a pending export request (``?exportRequest=ID``)."""
     host = f"[{ip}]" if ":" in ip else ip
+    query = f"?{urlencode({EXPORT_REQUEST_PARAM: export_request})}" if export_request is not None else ""
+    return f"http://{host}:{port}{PROGRESS_PATH}{query}"
+
+
+def read_progress(
+    ip: str, port: int = PROGRESS_PORT, timeout: float = TIMEOUT_SECONDS, *, export_request: str | None = None
+) -> ProgressReport | None:
+    """The head's latest report, or None when it does not answer or answers something unreadable.
+
+    ``export_request``: the id of an export the user asked for, which the poll carries to the head.
+    """
+    url = progress_url(ip, port, export_request=export_request)
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}{PROGRESS_PATH}", timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             body = response.read()
     except (OSError, urllib.error.URLError) as err:
         log.debug("no progress from %s:%d: %s", ip, port, err)

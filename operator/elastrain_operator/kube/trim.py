@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from elastrain_operator.api import Label
+from elastrain_operator.api.constants import EXPORT_REQUEST_ANNOTATION
 
 _KEPT_META = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
 
@@ -65,10 +66,14 @@ def trim_owned(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trim_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """A TrainingJob without managedFields and annotations (its spec and status are all read)."""
+    """A TrainingJob without managedFields and annotations (its spec and status are all read), but for
+    the ``elastrain.dev/export-request`` annotation (an export asked for while it runs)."""
     trimmed = {key: copy.deepcopy(value) for key, value in job.items() if key != "metadata"}
     meta = _meta(job, labels=False)
     meta["labels"] = dict((job.get("metadata") or {}).get("labels") or {})
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    if EXPORT_REQUEST_ANNOTATION in annotations:
+        meta["annotations"] = {EXPORT_REQUEST_ANNOTATION: annotations[EXPORT_REQUEST_ANNOTATION]}
     trimmed["metadata"] = meta
     return trimmed
 

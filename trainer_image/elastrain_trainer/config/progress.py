@@ -16,8 +16,18 @@ from elastrain_trainer.config.base import ConfigModel
 
 #: The path the head's progress server answers on.
 PROGRESS_PATH = "/progress"
+#: The query parameter of ``GET /progress`` naming a pending export request (``?exportRequest=ID``).
+EXPORT_REQUEST_PARAM = "exportRequest"
+#: Longest export request id accepted (an annotation value is free text; the id travels in a URL and in status).
+MAX_REQUEST_ID = 128
 #: Warnings a report carries at most (the oldest are kept: they are the first signs).
 MAX_WARNINGS = 10
+
+
+def valid_request_id(request_id: str) -> bool:
+    """An export request id the head accepts: 1..128 printable characters without whitespace."""
+    printable = request_id.isprintable() and not any(c.isspace() for c in request_id)
+    return 0 < len(request_id) <= MAX_REQUEST_ID and printable
 
 
 class TrainerState(StrEnum):
@@ -43,6 +53,19 @@ class CheckpointFailureReport(ConfigModel):
     """What changes between attempts: ``0 bytes free, 1.7 MB needed``."""
     consecutive_failures: int = Field(1, ge=1)
     """Saves failed in a row."""
+
+
+class ExportRequestReport(ConfigModel):
+    """The newest export asked for while training (by the operator's poll), once the driver served it."""
+
+    request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID)
+    """The id the request named (the ``elastrain.dev/export-request`` annotation's value)."""
+    step: int = Field(ge=0)
+    """The optimizer step the exported weights are from."""
+    path: str | None = None
+    """Directory of the exported model (``<export location>/step-<N>``); None if the export failed."""
+    error: str | None = Field(None, max_length=500)
+    """Why the export failed (training went on)."""
 
 
 class ProgressReport(ConfigModel):
@@ -72,6 +95,8 @@ class ProgressReport(ConfigModel):
     """Directory of the exported Hugging Face model, once written."""
     export_step: int | None = Field(None, ge=0)
     """Step of the exported weights."""
+    export_request: ExportRequestReport | None = None
+    """The newest export asked for while training, once served (``?exportRequest=ID`` on the poll)."""
     message: str = ""
     """Why the driver failed, when state is Failed."""
     warnings: list[str] = Field(default_factory=list, max_length=MAX_WARNINGS)

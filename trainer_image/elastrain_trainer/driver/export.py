@@ -29,17 +29,31 @@ def decide_export_group(groups: Mapping[str, GroupHandle], *, step: int, total_s
 
 
 def export_group(
-    group: GroupHandle, directory: str, *, step: int, event: EventSink, timeout_seconds: float = EXPORT_TIMEOUT_SECONDS
+    group: GroupHandle,
+    directory: str,
+    *,
+    step: int,
+    event: EventSink,
+    timeout_seconds: float = EXPORT_TIMEOUT_SECONDS,
+    name: str = "final",
+    request: str | None = None,
 ) -> str | None:
-    """Every rank of ``group`` writes its slices of ``<directory>/final``; returns its path (None: failed)."""
+    """Every rank of ``group`` writes its slices of ``<directory>/<name>``; returns its path (None: failed).
+
+    ``request``: the id of an export asked for while training (events ``request_exported`` /
+    ``request_export_failed`` with ``request=``), else the final export (``exported`` / ``export_failed``).
+    """
+    done, failed = ("exported", "export_failed") if request is None else ("request_exported", "request_export_failed")
+    extra = {} if request is None else {"request": request}
+    group.release()  # every rank is called: its followers leave their follow call first (mid-run)
     try:
-        paths = ray.get([actor.export.remote(directory) for actor in group.actors], timeout=timeout_seconds)
+        paths = ray.get([actor.export.remote(directory, name) for actor in group.actors], timeout=timeout_seconds)
     except (RayActorError, RayTaskError, GetTimeoutError) as err:
-        event("export_failed", group=group.group_id, step=step, error=describe_cause(err))
+        event(failed, group=group.group_id, step=step, error=describe_cause(err), **extra)
         return None
     path = next((p for p in paths if p is not None), None)
     if path is None:
-        event("export_failed", group=group.group_id, step=step, error="no rank wrote the export")
+        event(failed, group=group.group_id, step=step, error="no rank wrote the export", **extra)
         return None
-    event("exported", group=group.group_id, step=step, path=str(path))
+    event(done, group=group.group_id, step=step, path=str(path), **extra)
     return str(path)

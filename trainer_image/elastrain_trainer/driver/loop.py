@@ -40,6 +40,12 @@ from elastrain_trainer.driver.calls import (
 )
 from elastrain_trainer.driver.checkpoint_health import CheckpointHealth, decide_checkpoint_give_up, record_saves
 from elastrain_trainer.driver.export import decide_export_group, export_group
+from elastrain_trainer.driver.export_request import (
+    ExportRequests,
+    decide_request_export,
+    request_export_name,
+    served_requests,
+)
 from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
@@ -87,6 +93,8 @@ class Driver:
         self.start_time = time.monotonic()
         self.step = 0
         self.events: list[dict[str, Any]] = []
+        self.export_requests = ExportRequests()
+        """Exports asked for while training (the head's progress server fills it; served at a step boundary)."""
         self.story = StoryLog()
         """The events as log lines, as they happen (what ``kubectl logs`` on the head shows)."""
         self.data_report: DataReport | None = self._check_data(data_report)
@@ -360,6 +368,7 @@ class Driver:
             metrics = self._train(members)
             if metrics is not None:
                 self.metrics.append(metrics)
+                self.export_on_request(metrics.committed)
                 if on_step is not None:
                     on_step(metrics)
         self.flush()
@@ -410,6 +419,28 @@ class Driver:
         )
         if report.marked is not None:
             self.last_checkpoint = report.marked
+
+    def export_on_request(self, committed: bool) -> str | None:
+        """At a step boundary, write ``<export_dir>/step-<N>`` for a pending request (once per id); its path."""
+        request = decide_request_export(
+            self.export_requests.pending(),
+            served_requests(self.events),
+            export_dir=self.options.export_dir,
+            committed=committed,
+            step=self.step,
+            total_steps=self.cfg.steps,
+        )
+        ready = sorted(g.group_id for g in self.groups.values() if g.ready)
+        if request is None or self.options.export_dir is None or not ready:
+            return None
+        return export_group(
+            self.groups[ready[0]],
+            self.options.export_dir,
+            step=self.step,
+            event=self.event,
+            name=request_export_name(self.step),
+            request=request,
+        )
 
     def export(self) -> str | None:
         """With ``export_dir``, write the trained model there after the last step; its path (event ``exported``)."""

@@ -125,9 +125,11 @@ def export_model(
     cfg: TrainerConfig,
     process_group: dist.ProcessGroup | None = None,
     max_file_bytes: int = MAX_FILE_BYTES,
+    name: str = EXPORT_NAME,
 ) -> str | None:
-    """Every rank of the group writes its slices of ``<directory>/final``; rank 0 finishes it and returns its path."""
-    target = Path(directory) / EXPORT_NAME
+    """Every rank of the group writes its slices of ``<directory>/<name>`` (``final`` by default, ``step-<N>``
+    on request); rank 0 finishes it and returns its path."""
+    target = Path(directory) / name
     tmp = target.with_name(target.name + ".tmp")
     write_weights(built, tmp, rank=rank, process_group=process_group, max_file_bytes=max_file_bytes)
     if rank != 0:

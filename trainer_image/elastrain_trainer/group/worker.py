@@ -294,10 +294,10 @@ class RankWorker:
         marked = finished if finished is not None else started
         return SaveReport(marked=marked, failures=self.checkpoints.take_failures())
 
-    def export(self, directory: str) -> str | None:
-        """Write the trained model under ``directory`` (every rank its slices); rank 0 returns the path."""
+    def export(self, directory: str, name: str = "final") -> str | None:
+        """Write the trained model as ``directory/name`` (every rank its slices); rank 0 returns the path."""
         self.flush()
-        return export_model(self.built, directory, rank=self.rank, cfg=self.cfg)
+        return export_model(self.built, directory, rank=self.rank, cfg=self.cfg, name=name)
 
     def state_fingerprint(self) -> dict[str, Any]:
         """This rank's parameter and optimizer shards, for bit-identity checks."""

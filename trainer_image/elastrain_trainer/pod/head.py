@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from elastrain_trainer.config.podenv import PodContract
-from elastrain_trainer.config.progress import TrainerState
+from elastrain_trainer.config.progress import ExportRequestReport, TrainerState
 from elastrain_trainer.errors import SpecError
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
 from elastrain_trainer.pod.raynode import connect, head_argv, node_ip, start_ray, stop_ray, temp_dir_for
@@ -82,6 +82,23 @@ def newest_export(events: Iterable[Mapping[str, Any]]) -> tuple[str, int] | None
     return max(exports, key=lambda pair: pair[1]) if exports else None
 
 
+def export_request_report(events: Iterable[Mapping[str, Any]]) -> ExportRequestReport | None:
+    """The newest export asked for while training, from the driver's ``request_exported`` /
+    ``request_export_failed`` events, as the progress report carries it."""
+    outcome = None
+    for e in events:
+        if e["kind"] in ("request_exported", "request_export_failed"):
+            outcome = e
+    if outcome is None:
+        return None
+    return ExportRequestReport(
+        request_id=str(outcome["request"]),
+        step=int(outcome["step"]),
+        path=str(outcome["path"]) if outcome["kind"] == "request_exported" else None,
+        error=None if outcome["kind"] == "request_exported" else str(outcome.get("error", ""))[:500],
+    )
+
+
 def newest_checkpoint(events: Iterable[Mapping[str, Any]]) -> int | None:
     """The step of the newest checkpoint marked latest, from the driver's ``checkpoint`` events."""
     return max((int(e["checkpoint_step"]) for e in events if e["kind"] == "checkpoint"), default=None)
@@ -94,6 +111,7 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run_head(contract: PodContract) -> int:
     from elastrain_trainer.data.checks import check_data
     from elastrain_trainer.driver import Driver, DriverOptions
+    from elastrain_trainer.driver.export_request import ExportRequests
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
     from elastrain_trainer.driver.story import warnings_of
     from elastrain_trainer.metrics import StepMetrics
@@ -103,7 +121,8 @@ def run_head(contract: PodContract) -> int:
     cfg = contract.trainer
     checkpoint = contract.checkpoint
     board = ProgressBoard(cfg.steps)
-    server = ProgressServer(board, ip, contract.progress_port)
+    requests = ExportRequests()  # the operator's poll names a pending export request; the driver serves it
+    server = ProgressServer(board, ip, contract.progress_port, on_export_request=requests.ask)
     ray_process: subprocess.Popen[bytes] | None = None
     driver: Any = None
     code = 1
@@ -124,6 +143,7 @@ def run_head(contract: PodContract) -> int:
         ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
         driver = Driver(cfg, options, data_report=data_report)
+        driver.export_requests = requests
         board.update(warnings=warnings_of(driver.events))  # data warnings: before the first step
         log.info(
             "driver up: lighthouse %s, waiting for %d worker pod(s)", driver.lighthouse.address, options.start_groups
@@ -145,6 +165,7 @@ def run_head(contract: PodContract) -> int:
                 world_size=m.world_size,
                 last_checkpoint_step=newest_checkpoint(driver.events),
                 checkpoint_failure=driver.checkpoint_health.report(),
+                export_request=export_request_report(driver.events),
             )
             now = time.monotonic()
             if now - last_log >= LOG_EVERY_SECONDS or m.step >= cfg.steps:

@@ -10,11 +10,20 @@ few steps short.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
-from elastrain_trainer.config.progress import PROGRESS_PATH, ProgressReport, TrainerState
+from elastrain_trainer.config.progress import EXPORT_REQUEST_PARAM, PROGRESS_PATH, ProgressReport, TrainerState
+
+
+def export_request_of(path: str) -> str | None:
+    """The export request id a poll names (``/progress?exportRequest=ID``), or None."""
+    query = path.split("?", 1)[1] if "?" in path else ""
+    values = parse_qs(query).get(EXPORT_REQUEST_PARAM, [])
+    return values[-1] if values else None
 
 
 class ProgressBoard:
@@ -48,12 +57,19 @@ class ProgressBoard:
 class ProgressServer:
     """Serves a :class:`ProgressBoard` on ``host:port`` from a daemon thread."""
 
-    def __init__(self, board: ProgressBoard, host: str, port: int) -> None:
+    def __init__(
+        self, board: ProgressBoard, host: str, port: int, on_export_request: Callable[[str], object] | None = None
+    ) -> None:
+        """``on_export_request(id)``: called when a poll names an export request (the driver's mailbox)."""
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] != PROGRESS_PATH:
                     self.send_error(HTTPStatus.NOT_FOUND, f"only {PROGRESS_PATH} is served here")
                     return
+                request = export_request_of(self.path)
+                if request is not None and on_export_request is not None:
+                    on_export_request(request)
                 body = board.served()
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", "application/json")
