@@ -86,7 +86,7 @@ def grants(rule_list: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     }
 
 
-NAMESPACED_GRANTS = {("elastrain.dev", "trainingjobs", verb) for verb in ("get", "list", "watch", "delete")} | {
+NAMESPACED_GRANTS = {("elastrain.dev", "trainingjobs", verb) for verb in ("list", "watch", "delete")} | {
     ("elastrain.dev", "trainingjobs/status", "patch"),
     *(("", "pods", verb) for verb in ("list", "watch", "create", "delete")),
     *(("", "services", verb) for verb in ("list", "watch", "create")),

@@ -50,11 +50,11 @@ app.kubernetes.io/part-of: elastrain
 
 {{/* The namespaced permissions of the operator: in a ClusterRole (default) or a Role per watched namespace. */}}
 {{- define "elastrain.namespacedRules" -}}
-# TrainingJobs: kopf lists and watches them (event handlers only: it writes nothing to a job); the operator
-# reads them, deletes finished ones (TTL) and writes their status.
+# TrainingJobs: kopf lists and watches them (event handlers only: it writes nothing to a job); the operator's
+# cache lists and watches them too (never a get), deletes finished ones (TTL) and writes their status.
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: ["elastrain.dev"]
   resources: ["trainingjobs/status"]
   verbs: ["patch"]

@@ -98,18 +98,6 @@ class KubeApi:
 
     # -- TrainingJobs -----------------------------------------------------------------------------
 
-    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _json(
-                self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
-                )
-            )
-        except ApiException as err:
-            if err.status == NOT_FOUND:
-                return None
-            raise KubeError(f"get TrainingJob {namespace}/{name}", err) from err
-
     def patch_job_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch of the status subresource (null deletes a field); returns the job as written."""
         try:
