@@ -1,7 +1,10 @@
 """Elasticity on the real control plane: fake GPU nodes fail, vanish and return under a running job.
 
 Each test owns a pool of fake nodes (labelled with its namespace) so that "no node is free" is a
-fact the test controls: every worker asks for all 8 GPUs of a node and selects the pool.
+fact the test controls: every worker asks for all 8 GPUs of a node and selects the pool. The pool's
+nodes are tainted and only the workers tolerate it, so the head (which asks for no GPU and does not
+select the pool) never shares a node with a worker: a failed worker node never takes the head along
+(which restarts the whole job, a different test).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Pool:
             self.cluster, count=count, gpus=8, prefix=f"{self.namespace}-n", labels={POOL_LABEL: self.namespace}
         )
         for name in added:
+            self.cluster.kubectl("taint", "node", name, f"{POOL_LABEL}={self.namespace}:NoSchedule")
             self.cluster.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
         self.names += added
         return added
@@ -63,7 +67,10 @@ def _elastic(pool: Pool, **extra: Any) -> dict[str, Any]:
         "replicas": 3,
         "acceleratorsPerWorker": 8,
         "elastic": {"minReplicas": 2, "maxReplicas": 3},
-        "scheduling": {"nodeSelector": {POOL_LABEL: pool.namespace}},
+        "scheduling": {
+            "nodeSelector": {POOL_LABEL: pool.namespace},
+            "tolerations": [{"key": POOL_LABEL, "operator": "Equal", "value": pool.namespace, "effect": "NoSchedule"}],
+        },
     }
     spec.update(extra)
     return spec
