@@ -80,9 +80,12 @@ def write_weights(
     One file is named ``model.safetensors``; several are ``model-0000i-of-0000N.safetensors`` with
     ``model.safetensors.index.json``, as ``save_pretrained`` writes them.
     """
-    if rank == 0:  # before the save's first collective, so no rank writes yet
+    if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / SLICES_DIR).mkdir(parents=True)
+        (tmp / SLICES_DIR).mkdir(parents=True, exist_ok=True)
+    if dist.is_available() and dist.is_initialized():
+        # The other ranks' writer creates its directories as it is set up: not before rank 0 cleaned them.
+        dist.barrier(group=process_group)
     state = exported_state(built)
     writer = HuggingFaceStorageWriter(
         str(tmp),
