@@ -17,21 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from elastrain_dev import nodes
-from elastrain_dev.cluster import CACHE_ROOT, REPO_ROOT, LocalCluster
-from elastrain_dev.processes import free_port
+from elastrain_dev.cluster import CACHE_ROOT, LocalCluster
 from elastrain_dev.wait import until
+from operator_process import api_requests, prepare_namespace, rss_mb, running_operator
 from report import print_table, summarise, write_json
 
 NAMESPACE = "bench"
@@ -63,25 +56,6 @@ def pods(cluster: LocalCluster, selector: str) -> list[dict[str, Any]]:
 def all_running(cluster: LocalCluster, selector: str, expected: int) -> bool:
     found = [p for p in pods(cluster, selector) if "deletionTimestamp" not in p["metadata"]]
     return len(found) == expected and all(p["status"].get("phase") == "Running" for p in found)
-
-
-def api_requests(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "elastrain_api_requests"
-        for s in family.samples
-        if s.name == "elastrain_api_requests_total"
-    )
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def timed(what: str, probe: Any, timeout: float, interval: float = 0.1) -> float:
@@ -134,65 +108,41 @@ def main() -> None:
     args = parser.parse_args()
 
     cluster = LocalCluster(CACHE_ROOT / "clusters" / f"bench-recovery-{os.getpid()}")
-    operator: subprocess.Popen[bytes] | None = None
     try:
         nodes.bring_up(cluster, nodes=4, gpus=8)
         nodes.add_nodes(cluster, count=args.nodes, gpus=8, prefix="pool-", labels={POOL: "yes"})
         nodes.wait_nodes_ready(cluster, timeout_seconds=300)
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds" / "trainingjobs.elastrain.dev.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/trainingjobs.elastrain.dev", "--timeout=60s")
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", NAMESPACE, "--timeout=60s")
-        port = free_port()
-        exe = shutil.which("elastrain-operator", path=str(Path(sys.executable).parent)) or "elastrain-operator"
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "ELASTRAIN_METRICS_PORT": str(port),
-            "ELASTRAIN_LIVENESS_PORT": "0",
-            "ELASTRAIN_LEASE_NAMESPACE": NAMESPACE,
-        }
-        log = (cluster.log_dir / "operator.log").open("wb")
-        operator = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
+        prepare_namespace(cluster, NAMESPACE)
+        with running_operator(cluster, {"ELASTRAIN_LEASE_NAMESPACE": NAMESPACE}) as (operator, port):
+            # One job, created and brought up.
+            requests_before = api_requests(port)
+            cluster.kubectl("apply", "-f", "-", input=json.dumps(job_manifest("one", 8, 2)))
+            apply_1 = timed("job one Running", lambda: all_running(cluster, "elastrain.dev/job=one", 9), 120)
+            print(f"  apply_1: {apply_1:.1f} s", flush=True)
 
-        def metrics_up() -> bool:
-            try:
-                api_requests(port)
-            except OSError:
-                return False
-            return True
+            # Node failures under it.
+            runs = [recovery_run(cluster, i) for i in range(args.runs)]
+            cluster.kubectl("delete", "tj", "one", "-n", NAMESPACE, "--wait=true", "--timeout=120s")
+            until(lambda: not pods(cluster, "elastrain.dev/job=one"), what="job one gone", timeout=120)
+            requests_per_job = api_requests(port) - requests_before
 
-        until(metrics_up, what="the operator's /metrics", timeout=90)
-
-        # One job, created and brought up.
-        requests_before = api_requests(port)
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(job_manifest("one", 8, 2)))
-        apply_1 = timed("job one Running", lambda: all_running(cluster, "elastrain.dev/job=one", 9), 120)
-        print(f"  apply_1: {apply_1:.1f} s", flush=True)
-
-        # Node failures under it.
-        runs = [recovery_run(cluster, i) for i in range(args.runs)]
-        cluster.kubectl("delete", "tj", "one", "-n", NAMESPACE, "--wait=true", "--timeout=120s")
-        until(lambda: not pods(cluster, "elastrain.dev/job=one"), what="job one gone", timeout=120)
-        requests_per_job = api_requests(port) - requests_before
-
-        # Many jobs at once.
-        items = [job_manifest(f"many-{i}", 8, 2) for i in range(args.jobs)]
-        start = time.monotonic()
-        cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), timeout=300
-        )
-        expected = args.jobs * 9
-        apply_n = timed(
-            f"{args.jobs} jobs Running", lambda: all_running(cluster, "elastrain.dev/job", expected), 900, interval=1.0
-        )
-        apply_n = time.monotonic() - start
-        memory = rss_mb(operator.pid)
-        print(f"  apply_{args.jobs}: {apply_n:.1f} s, operator RSS {memory:.0f} MB", flush=True)
+            # Many jobs at once.
+            items = [job_manifest(f"many-{i}", 8, 2) for i in range(args.jobs)]
+            start = time.monotonic()
+            cluster.kubectl(
+                "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), timeout=300
+            )
+            expected = args.jobs * 9
+            apply_n = timed(
+                f"{args.jobs} jobs Running",
+                lambda: all_running(cluster, "elastrain.dev/job", expected),
+                900,
+                interval=1.0,
+            )
+            apply_n = time.monotonic() - start
+            memory = rss_mb(operator.pid)
+            print(f"  apply_{args.jobs}: {apply_n:.1f} s, operator RSS {memory:.0f} MB", flush=True)
     finally:
-        if operator is not None:
-            operator.terminate()
-            operator.wait(timeout=30)
         cluster.down()
 
     fail_to_new = summarise([r[0] for r in runs])

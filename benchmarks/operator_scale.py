@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,10 +28,9 @@ from typing import Any
 from kubernetes import client, config, watch
 
 from elastrain_dev import nodes
-from elastrain_dev.cluster import CACHE_ROOT, REPO_ROOT, LocalCluster
-from elastrain_dev.processes import free_port
+from elastrain_dev.cluster import CACHE_ROOT, LocalCluster
 from elastrain_dev.wait import until
-from operator_recovery import api_requests, rss_mb
+from operator_process import api_requests, prepare_namespace, rss_mb, running_operator
 from report import print_table, write_json
 
 NAMESPACE = "scale"
@@ -155,69 +151,43 @@ def replacement(cluster: LocalCluster, seen: Seen) -> float:
 
 def run(jobs: int, runs: int, steady_seconds: float) -> dict[str, Any]:
     cluster = LocalCluster(CACHE_ROOT / "clusters" / f"bench-scale-{os.getpid()}-{jobs}")
-    operator: subprocess.Popen[bytes] | None = None
     try:
         nodes.bring_up(cluster, nodes=4, gpus=8)
         nodes.add_nodes(cluster, count=jobs + 2, gpus=8, cpu="64", prefix="pool-", labels={POOL: "yes"})
         nodes.wait_nodes_ready(cluster, timeout_seconds=600)
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds" / "trainingjobs.elastrain.dev.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/trainingjobs.elastrain.dev", "--timeout=60s")
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", NAMESPACE, "--timeout=60s")
-        port = free_port()
-        exe = shutil.which("elastrain-operator", path=str(Path(sys.executable).parent)) or "elastrain-operator"
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "ELASTRAIN_METRICS_PORT": str(port),
-            "ELASTRAIN_LIVENESS_PORT": "0",
-            "ELASTRAIN_LEADER_ELECTION": "false",
-        }
-        log = (cluster.log_dir / "operator.log").open("wb")
-        operator = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT)
+        prepare_namespace(cluster, NAMESPACE)
+        with running_operator(cluster, {"ELASTRAIN_LEADER_ELECTION": "false"}) as (operator, port):
+            seen = Seen(cluster)
+            idle_rss = rss_mb(operator.pid)
+            items = [job_manifest(f"j-{i}") for i in range(jobs)]
+            start = time.monotonic()
+            cluster.kubectl(
+                "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), timeout=600
+            )
 
-        def metrics_up() -> bool:
-            try:
-                api_requests(port)
-            except OSError:
-                return False
-            return True
+            def every_job_whole() -> dict[str, list[float]] | None:
+                by_job = seen.first_seen_by_job()
+                return by_job if len(by_job) == jobs and all(len(t) >= WORKERS + 1 for t in by_job.values()) else None
 
-        until(metrics_up, what="the operator's /metrics", timeout=90)
-        seen = Seen(cluster)
-        idle_rss = rss_mb(operator.pid)
-        items = [job_manifest(f"j-{i}") for i in range(jobs)]
-        start = time.monotonic()
-        cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), timeout=600
-        )
-
-        def every_job_whole() -> dict[str, list[float]] | None:
-            by_job = seen.first_seen_by_job()
-            return by_job if len(by_job) == jobs and all(len(t) >= WORKERS + 1 for t in by_job.values()) else None
-
-        by_job = until(every_job_whole, what=f"the pods of {jobs} jobs", timeout=1800, interval=0.1)
-        fanout = [sorted(times)[WORKERS] - start for times in by_job.values()]  # the 9th pod of each job
-        until(
-            lambda: all(p["status"].get("phase") == "Running" for p in all_pods(cluster)),
-            what="every pod Running",
-            timeout=900,
-            interval=2.0,
-        )
-        time.sleep(5)  # the last status writes of Running settle
-        before, t0 = api_requests(port), time.monotonic()
-        time.sleep(steady_seconds)
-        steady_rps = (api_requests(port) - before) / (time.monotonic() - t0)
-        rss, cpu = rss_mb(operator.pid), cpu_seconds(operator.pid)
-        latencies = []
-        for i in range(runs):
-            latencies.append(replacement(cluster, seen))
-            print(f"  {jobs} jobs: NotReady -> replacement {latencies[-1]:.2f} s (run {i + 1})", flush=True)
-            time.sleep(3)
+            by_job = until(every_job_whole, what=f"the pods of {jobs} jobs", timeout=1800, interval=0.1)
+            fanout = [sorted(times)[WORKERS] - start for times in by_job.values()]  # the 9th pod of each job
+            until(
+                lambda: all(p["status"].get("phase") == "Running" for p in all_pods(cluster)),
+                what="every pod Running",
+                timeout=900,
+                interval=2.0,
+            )
+            time.sleep(5)  # the last status writes of Running settle
+            before, t0 = api_requests(port), time.monotonic()
+            time.sleep(steady_seconds)
+            steady_rps = (api_requests(port) - before) / (time.monotonic() - t0)
+            rss, cpu = rss_mb(operator.pid), cpu_seconds(operator.pid)
+            latencies = []
+            for i in range(runs):
+                latencies.append(replacement(cluster, seen))
+                print(f"  {jobs} jobs: NotReady -> replacement {latencies[-1]:.2f} s (run {i + 1})", flush=True)
+                time.sleep(3)
     finally:
-        if operator is not None:
-            operator.terminate()
-            operator.wait(timeout=30)
         cluster.down()
     return {
         "jobs": jobs,
