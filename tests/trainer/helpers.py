@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.data import build_samples
-from elastrain_trainer.driver import DriverOptions
+from elastrain_trainer.driver import Driver, DriverOptions
 from elastrain_trainer.driver.lighthouse import LighthouseOptions
 from elastrain_trainer.group.worker import FaultTimeouts, RankWorker
 from elastrain_trainer.ledger import Piece
@@ -120,3 +121,21 @@ def setup_spawned_rank(worker: RankWorker, *, ports: Any, slot: int, barrier: An
         ports[slot] = worker.open_store()
     barrier.wait()
     worker.setup(store_port=int(ports[slot]))
+
+
+def wait_for_replacement(driver: Driver, node: object, victim: object, timeout: float = 180.0) -> None:
+    """From a step hook: keep the job from finishing before a group other than ``victim`` is ready on
+    ``node`` (the restarted group; the machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(
+        g.ready and g.node_id == node and g.group_id != victim for g in driver.groups.values()
+    ):
+        driver.reconcile()
+        driver._poll_setup()
+        time.sleep(0.1)
+
+
+def kill_every_group(driver: Driver) -> None:
+    """Every rank of every group killed (from a step hook): the run can only go on from a checkpoint."""
+    for group in driver.groups.values():
+        group.kill()

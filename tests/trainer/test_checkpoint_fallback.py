@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.trainer.helpers import DATA_FILE, count_samples, fast_options, tiny_config, truncate_half
+from tests.trainer.helpers import DATA_FILE, count_samples, fast_options, kill_every_group, tiny_config, truncate_half
 
 from elastrain_trainer.checkpoint import (
     CheckpointChoice,
@@ -151,8 +151,7 @@ def test_losing_every_group_after_the_latest_checkpoint_was_truncated_resumes_fr
             previous = max(s for s in d.store.steps() if s < latest)
             state.update(killed_at=step, damaged=latest, previous=previous)
             truncate_half(d.store.step_dir(latest) / DATA_FILE)
-            for group in d.groups.values():
-                group.kill()
+            kill_every_group(d)
 
     try:
         result = driver.run(hook=hook)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.trainer.helpers import assert_bit_identical, fast_options, tiny_config
+from tests.trainer.helpers import assert_bit_identical, fast_options, kill_every_group, tiny_config
 
 from elastrain_trainer.checkpoint import CheckpointStore
 from elastrain_trainer.driver import Driver
@@ -80,8 +80,7 @@ def test_after_losing_every_group_the_run_resumes_at_the_checkpointed_strength(
         latest = d.store.latest() if d.store else None
         if "killed_at" not in state and latest is not None and latest >= 4 and step >= 5:
             state.update(killed_at=step, latest=latest)
-            for group in d.groups.values():
-                group.kill()
+            kill_every_group(d)
 
     try:
         result = driver.run(hook=hook)

@@ -6,7 +6,6 @@ and Managers); the only simulated things are the pods (Ray nodes on this machine
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,10 @@ from tests.trainer.helpers import (
     count_samples,
     fast_options,
     full_parameters,
+    kill_every_group,
     reference_run,
     tiny_config,
+    wait_for_replacement,
 )
 
 from elastrain_trainer.checkpoint import CheckpointStore
@@ -78,14 +79,7 @@ def test_losing_a_group_keeps_the_others_training_and_a_new_group_heals(ray_pods
             state.update(victim=victim.group_id, survivor=ready[0], killed_at=step, node=victim.node_id)
             ray.kill(victim.actors[1], no_restart=True)  # one rank dies: its whole group is restarted
         if "victim" in state and step >= cfg.steps - 3:
-            # Keep the job from finishing before the replacement has joined (the machine is slow).
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not any(
-                g.ready and g.node_id == state["node"] and g.group_id != state["victim"] for g in d.groups.values()
-            ):
-                d.reconcile()
-                d._poll_setup()
-                time.sleep(0.1)
+            wait_for_replacement(d, state["node"], state["victim"], timeout=120)
 
     try:
         result = driver.run(hook=hook)
@@ -131,8 +125,7 @@ def test_losing_every_group_resumes_from_the_latest_checkpoint(ray_pods: LocalCl
         latest = d.store.latest() if d.store else None
         if "killed_at" not in state and latest is not None and latest >= 8 and step >= 9:
             state.update(killed_at=step, latest=latest)
-            for group in d.groups.values():
-                group.kill()
+            kill_every_group(d)
 
     try:
         result = driver.run(hook=hook)

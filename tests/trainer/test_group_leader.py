@@ -14,7 +14,13 @@ import time
 
 import pytest
 import ray
-from tests.trainer.helpers import assert_bit_identical, count_samples, fast_options, tiny_config
+from tests.trainer.helpers import (
+    assert_bit_identical,
+    count_samples,
+    fast_options,
+    tiny_config,
+    wait_for_replacement,
+)
 
 from elastrain_trainer.driver import Driver
 from elastrain_trainer.localmode import LocalCluster
@@ -50,14 +56,7 @@ def test_a_rank_killed_mid_step_loses_its_group_only_and_the_step_settles_once(
             state.update(victim=victim.group_id, survivor=survivor.group_id, step=step)
             threading.Thread(target=kill_mid_step, args=(d, step), daemon=True).start()
         if "victim" in state and step >= cfg.steps - 3:
-            # Keep the job from finishing before the replacement has joined (the machine is slow).
-            deadline = time.monotonic() + WAIT_SECONDS
-            while time.monotonic() < deadline and not any(
-                g.ready and g.node_id == victim_node and g.group_id != state["victim"] for g in d.groups.values()
-            ):
-                d.reconcile()
-                d._poll_setup()
-                time.sleep(0.1)
+            wait_for_replacement(d, victim_node, state["victim"], timeout=WAIT_SECONDS)
 
     try:
         result = driver.run(hook=hook)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,13 @@ import ray
 import torch
 from tests.textdata import train_tokenizer
 from tests.tinymodels import save_tiny_llama
-from tests.trainer.helpers import assert_bit_identical, count_samples, fast_options, full_parameters
+from tests.trainer.helpers import (
+    assert_bit_identical,
+    count_samples,
+    fast_options,
+    full_parameters,
+    wait_for_replacement,
+)
 from torch.nn import functional as F  # noqa: N812
 
 from elastrain_trainer.checkpoint import CheckpointStore
@@ -69,17 +74,6 @@ def save_pretrained_llama(directory: Path) -> Any:
     model = save_tiny_llama(directory, vocab_size=VOCAB)
     train_tokenizer(directory, vocab_size=VOCAB)  # a model directory with its tokenizer, as on the Hub
     return model
-
-
-def wait_for_replacement(driver: Driver, node: object, victim: object) -> None:
-    """Keep the job from finishing before the restarted group has joined (the machine is slow)."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not any(
-        g.ready and g.node_id == node and g.group_id != victim for g in driver.groups.values()
-    ):
-        driver.reconcile()
-        driver._poll_setup()
-        time.sleep(0.1)
 
 
 def test_pretrained_llama_trains_heals_and_exports(user_pods: LocalCluster, tmp_path: Path) -> None:

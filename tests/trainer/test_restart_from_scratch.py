@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.trainer.helpers import DATA_FILE, count_samples, fast_options, tiny_config, truncate_half
+from tests.trainer.helpers import DATA_FILE, count_samples, fast_options, kill_every_group, tiny_config, truncate_half
 
 from elastrain_trainer.checkpoint import CheckpointStore
 from elastrain_trainer.driver import Driver
@@ -39,8 +39,7 @@ def test_a_restart_from_scratch_checkpoints_again_from_the_first_interval(
             damaged.extend(d.store.steps())
             for saved in damaged:
                 truncate_half(d.store.step_dir(saved) / DATA_FILE)
-            for group in d.groups.values():
-                group.kill()
+            kill_every_group(d)
 
     try:
         result = driver.run(hook=hook)

@@ -73,6 +73,16 @@ def _assert_training_went_on(result: RunResult, volume: Path) -> None:
     assert not (volume / ".latest.tmp").exists()
 
 
+def volume_driver(volume: Path, **options: Any) -> Driver:
+    """Two groups checkpointing every ``INTERVAL`` steps to ``volume``, keeping 2."""
+    return Driver(
+        CFG,
+        fast_options(
+            checkpoint_dir=str(volume), checkpoint_interval=INTERVAL, checkpoint_keep=2, start_groups=2, **options
+        ),
+    )
+
+
 def _failures(result: RunResult) -> list[dict[str, Any]]:
     return [e for e in result.events if e["kind"] == "checkpoint_failed"]
 
@@ -87,17 +97,7 @@ def test_a_full_volume_skips_saves_and_training_goes_on_until_space_returns(
 ) -> None:
     """Checked: the save is skipped before writing. Unchecked: DCP's writes (in the background, or in the
     step with a synchronous save) run out of room and are removed."""
-    driver = Driver(
-        CFG,
-        fast_options(
-            checkpoint_dir=str(volume),
-            checkpoint_interval=INTERVAL,
-            checkpoint_keep=2,
-            start_groups=2,
-            checkpoint_space_check=space_check,
-            async_checkpoint=use_async,
-        ),
-    )
+    driver = volume_driver(volume, checkpoint_space_check=space_check, async_checkpoint=use_async)
     state: dict[str, Any] = {}
     fillers: list[Path] = []
 
@@ -149,16 +149,7 @@ def test_a_read_only_volume_keeps_the_last_checkpoint_and_a_new_run_resumes_from
 ) -> None:
     # Synchronous saves: none is in flight when the volume turns read-only. (One in flight then cannot
     # have its partial files removed either; it says so, `removed: false`, and is pruned once writable.)
-    driver = Driver(
-        CFG,
-        fast_options(
-            checkpoint_dir=str(volume),
-            checkpoint_interval=INTERVAL,
-            checkpoint_keep=2,
-            start_groups=2,
-            async_checkpoint=False,
-        ),
-    )
+    driver = volume_driver(volume, async_checkpoint=False)
     state: dict[str, Any] = {}
 
     def hook(d: Driver, step: int) -> None:
