@@ -53,9 +53,14 @@ class Request:
 
 
 def read_requests(log: Path, *, user: str | None = None) -> Iterator[Request]:
-    """The requests in ``log`` (completed or started, for watches), optionally of one user only."""
+    """Each request in ``log`` once, optionally of one user only.
+
+    A watch has two entries (its response started, then complete when it ends); a request is yielded
+    at its first entry (by ``auditID``), so a watch still open counts as well as a closed one.
+    """
     if not log.exists():
         return
+    seen: set[str] = set()
     with log.open(encoding="utf-8") as lines:
         for line in lines:
             event = json.loads(line)
@@ -63,6 +68,11 @@ def read_requests(log: Path, *, user: str | None = None) -> Iterator[Request]:
             ref = event.get("objectRef")
             if ref is None or (user is not None and who != user):
                 continue
+            audit_id = event.get("auditID")
+            if audit_id is not None:
+                if audit_id in seen:
+                    continue
+                seen.add(audit_id)
             resource = ref.get("resource", "")
             if ref.get("subresource"):
                 resource = f"{resource}/{ref['subresource']}"

@@ -27,7 +27,7 @@ from typing import Any
 from elastrain_dev import processes
 from elastrain_dev.audit import audit_args
 from elastrain_dev.certs import CertPair, ClusterCerts, generate_certs
-from elastrain_dev.kubeconfig import write_kubeconfig
+from elastrain_dev.kubeconfig import write_kubeconfig, write_token_kubeconfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_ROOT = Path(os.environ.get("ELASTRAIN_CACHE", Path.home() / ".cache" / "elastrain"))
@@ -254,6 +254,16 @@ class LocalCluster:
             raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
+
+    def service_account_kubeconfig(self, namespace: str, account: str, path: Path) -> Path:
+        """A kubeconfig at ``path`` that authenticates as ServiceAccount ``namespace/account`` (a 1 h token).
+
+        Requests made with it are in the audit log (``audit_log``) under
+        ``system:serviceaccount:NAMESPACE:ACCOUNT``; the admin kubeconfig's are not.
+        """
+        token = self.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+        user = f"system:serviceaccount:{namespace}:{account}"
+        return write_token_kubeconfig(path, server=self.server, ca=self.pki_dir / "ca.crt", token=token, user=user)
 
     def env(self) -> dict[str, str]:
         """Environment for a client process: KUBECONFIG and the binaries on PATH."""

@@ -46,7 +46,8 @@ class OperatorSettings:
         default=300,
         metadata=_env(
             "ELASTRAIN_WATCH_SECONDS",
-            "how long one watch request of the cache lasts before it is renewed from its last resourceVersion (>= 10)",
+            "how long one watch request (the cache's, and kopf's of jobs) lasts before it is renewed from its "
+            "last resourceVersion (>= 10)",
         ),
     )
     create_concurrency: int = field(

@@ -71,27 +71,6 @@ def get_json(cluster: LocalCluster, *args: str) -> dict[str, Any]:
     return result
 
 
-def service_account_kubeconfig(cluster: LocalCluster, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as ServiceAccount ``namespace/account`` with a fresh token."""
-    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "local",
-                "cluster": {"server": cluster.server, "certificate-authority": str(cluster.pki_dir / "ca.crt")},
-            }
-        ],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": account}}],
-        "current-context": "sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
 def deployment_env(cluster: LocalCluster, namespace: str, name: str) -> dict[str, str]:
     """The operator container's environment as the chart rendered it (plain values only)."""
     deploy = get_json(cluster, "deployment", name, "-n", namespace)
@@ -104,7 +83,7 @@ def chart_operator(cluster: LocalCluster, *, namespace: str, release: str, log: 
     """Run `elastrain-operator` as the chart's ServiceAccount with the chart's settings; yield its liveness port."""
     exe = shutil.which("elastrain-operator", path=str(Path(sys.executable).parent))
     assert exe, "elastrain-operator is not installed next to this Python; run make venv"
-    kubeconfig = service_account_kubeconfig(cluster, namespace, release, log.with_suffix(".kubeconfig"))
+    kubeconfig = cluster.service_account_kubeconfig(namespace, release, log.with_suffix(".kubeconfig"))
     liveness = free_port()
     env = {
         **os.environ,

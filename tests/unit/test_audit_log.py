@@ -15,8 +15,15 @@ pytestmark = pytest.mark.unit
 SA = "system:serviceaccount:ops:ops-elastrain"
 
 
-def entry(user: str, verb: str, ref: dict[str, str] | None, code: int = 200) -> str:
-    event = {"kind": "Event", "user": {"username": user}, "verb": verb, "responseStatus": {"code": code}}
+def entry(user: str, verb: str, ref: dict[str, str] | None, code: int = 200, audit_id: str | None = None) -> str:
+    event: dict[str, object] = {
+        "kind": "Event",
+        "user": {"username": user},
+        "verb": verb,
+        "responseStatus": {"code": code},
+    }
+    if audit_id is not None:
+        event["auditID"] = audit_id
     if ref is not None:
         event["objectRef"] = ref
     return json.dumps(event)
@@ -39,6 +46,19 @@ def test_requests_of_one_user_with_subresources(tmp_path: Path) -> None:
     ]
     assert len(list(read_requests(log))) == 4
     assert list(read_requests(tmp_path / "absent.log")) == []
+
+
+def test_a_watchs_started_and_complete_entries_are_one_request(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    watch = {"resource": "pods"}
+    lines = [
+        entry(SA, "watch", watch, audit_id="a"),  # ResponseStarted
+        entry(SA, "list", watch, audit_id="b"),
+        entry(SA, "watch", watch, audit_id="a"),  # ResponseComplete, when the watch ends
+        entry(SA, "watch", watch, audit_id="c"),  # a watch still open: only its start is logged
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    assert [r.verb for r in read_requests(log, user=SA)] == ["watch", "list", "watch"]
 
 
 def test_the_policy_logs_service_accounts_outside_kube_system_only(tmp_path: Path) -> None:

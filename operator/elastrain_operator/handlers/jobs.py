@@ -78,9 +78,10 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, logger:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 60
     load_kube_config()
     memo.settings = ours
+    # kopf's own watch of jobs is renewed as seldom as the cache's watches: an idle operator asks nothing.
+    settings.watching.server_timeout = ours.watch_seconds
     api = KubeApi()
     cache = ClusterCache()
     cache.add_listener(_wake_jobs(asyncio.get_running_loop()))
