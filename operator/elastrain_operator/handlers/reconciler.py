@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from elastrain_operator.reconcile.decide import (
     CreatePod,
     CreateRayAuthSecret,
     CreateService,
+    Decision,
     DeleteJob,
     DeletePod,
     Note,
@@ -50,6 +51,13 @@ from elastrain_operator.reconcile.export_request import (
     export_request_notes,
     export_request_status,
     requested_id,
+)
+from elastrain_operator.reconcile.leave import (
+    DEFAULT_LEAVE_TIMEOUT_SECONDS,
+    LeaveMemory,
+    decide_leave_gate,
+    leave_timed_out_message,
+    leaving_ips,
 )
 from elastrain_operator.reconcile.observed import Observed
 from elastrain_operator.reconcile.status import compute_status, invalid_status, transition_notes
@@ -95,6 +103,8 @@ class Writer:
     create_concurrency: int = 16
     #: How long a round that created or deleted objects waits for the cache to show them before its status.
     settle_seconds: float = 2.0
+    leaves: dict[tuple[str, str], LeaveMemory] = field(default_factory=dict)
+    """Per job, the scale-down's pods waiting for the driver to let their groups go (``reconcile.leave``)."""
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _rounds: ThreadPoolExecutor | None = field(default=None, repr=False)
 
@@ -242,12 +252,66 @@ def _clean_up_invalid(writer: Writer, raw: Mapping[str, Any], prior: TrainingJob
 ProgressReader = Callable[..., ProgressReport | None]
 
 
-def _progress(observed: Observed, reader: ProgressReader, ask: str | None = None) -> ProgressReport | None:
-    """The running head's progress report, if it answers; the poll names a pending export request."""
+def _head_runs(observed: Observed) -> bool:
+    head = observed.head_live()
+    return head is not None and head.phase == "Running" and bool(head.ip)
+
+
+def _progress(
+    observed: Observed, reader: ProgressReader, ask: str | None = None, leave: tuple[str, ...] | None = None
+) -> ProgressReport | None:
+    """The running head's progress report, if it answers; the poll names a pending export request and
+    the pods about to leave."""
     head = observed.head_live()
     if head is None or head.phase != "Running" or not head.ip:
         return None
-    return reader(head.ip) if ask is None else reader(head.ip, export_request=ask)
+    asks: dict[str, Any] = {}
+    if ask is not None:
+        asks["export_request"] = ask
+    if leave is not None:
+        asks["leave"] = leave
+    return reader(head.ip, **asks)
+
+
+def _gate_leaves(
+    writer: Writer,
+    job: TrainingJob,
+    decision: Decision,
+    observed: Observed,
+    *,
+    poll: Callable[[tuple[str, ...] | None], ProgressReport | None],
+    events: EventSink,
+    now: datetime,
+) -> tuple[Decision, ProgressReport | None, bool]:
+    """Hold the scale-down's deletions until the driver let the pods' groups go (``reconcile.leave``).
+
+    Returns the decision without the held deletions, the report if the head was polled, and whether it was.
+    """
+    key = (job.metadata.namespace or "", job.metadata.name or "")
+    memory = writer.leaves.get(key, LeaveMemory())
+    graceful = {a.name for a in decision.actions if isinstance(a, DeletePod) and a.graceful}
+    leavers = [p for p in observed.workers if p.name in graceful]
+    if not leavers and not memory.asked:
+        return decision, None, False
+    ips = leaving_ips(leavers)
+    report = poll(ips)  # an empty set, once, tells the driver that nobody leaves any more
+    elastic = job.spec.elastic
+    timeout = elastic.leave_timeout_seconds if elastic is not None else DEFAULT_LEAVE_TIMEOUT_SECONDS
+    gate = decide_leave_gate(
+        leavers,
+        head_runs=_head_runs(observed) and timeout > 0,
+        left=report.left if report is not None else (),
+        asked_since=memory.since,
+        now=now,
+        timeout_seconds=timeout,
+    )
+    writer.leaves[key] = LeaveMemory(since=gate.asked_since, asked=ips)
+    if gate.timed_out:
+        events("Warning", Reason.LEAVE_TIMED_OUT, leave_timed_out_message(gate.timed_out, timeout))
+    if not gate.hold:
+        return decision, report, True
+    kept = tuple(a for a in decision.actions if not (isinstance(a, DeletePod) and a.name in gate.hold))
+    return replace(decision, actions=kept), report, True
 
 
 def reconcile_job(
@@ -283,10 +347,25 @@ def reconcile_job(
         _clean_up_invalid(writer, raw, prior, now)
         metrics.ROUNDS.labels(result="invalid").inc()
         return True
+    prior_export = prior.export_request if prior is not None else None
     try:
         job = parse_trainingjob(raw)
         observed = cache.observe(namespace, name)
         decision = decide(job, prior, observed, now)
+        ask = decide_export_ask(
+            requested_id(raw.get("metadata", {}).get("annotations")),
+            has_export=job.spec.export is not None,
+            prior=prior_export,
+        )
+        decision, report, polled = _gate_leaves(
+            writer,
+            job,
+            decision,
+            observed,
+            poll=lambda leave: _progress(observed, progress, ask.ask, leave),
+            events=events,
+            now=now,
+        )
         if _apply(writer, job, decision.actions, clock=clock):
             metrics.record_phase(namespace, name, None)
             return False
@@ -302,13 +381,8 @@ def reconcile_job(
         # within milliseconds; a round that changed nothing (most of them) reuses what it saw.
         cache.expectations.wait(key, timeout=writer.settle_seconds)
         observed = cache.observe(namespace, name)
-    prior_export = prior.export_request if prior is not None else None
-    ask = decide_export_ask(
-        requested_id(raw.get("metadata", {}).get("annotations")),
-        has_export=job.spec.export is not None,
-        prior=prior_export,
-    )
-    report = _progress(observed, progress, ask.ask)
+    if not polled:
+        report = _progress(observed, progress, ask.ask)
     status = compute_status(job, prior, decision, observed, now, report=report)
     status = status.model_copy(update={"export_request": export_request_status(prior_export, ask, report)})
     _write_status(writer, namespace, name, old_status, _dump(status))

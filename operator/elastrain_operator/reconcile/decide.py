@@ -17,7 +17,8 @@ The rules, in order:
    alone while the others keep training.
 6. Missing objects are created at once (NetworkPolicy, Service, head, workers 0..replicas-1): a replacement gets
    the next attempt number and a name of its own, since the pod it replaces may stay Terminating
-   while its node is unreachable. Workers beyond replicas are deleted (kubectl scale down).
+   while its node is unreachable. Workers beyond replicas are deleted (kubectl scale down), gracefully: the round holds
+   the deletion until the driver has let their groups go (``reconcile.leave``).
 7. Phase: Running when the head runs and enough workers are ready (at least elastic.minReplicas,
    or exactly replicas) and none is on its way; Rescaling while workers start or stop (a worker
    that cannot be scheduled is not on its way: the job runs at the smaller size, and the status
@@ -61,6 +62,8 @@ class CreatePod:
 class DeletePod:
     name: str
     why: str
+    graceful: bool = False
+    """A scale-down: the driver lets the pod's group go first (``reconcile.leave``)."""
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,7 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
         if not holds(Role.WORKER, i)
     )
     actions += tuple(
-        DeletePod(p.name, f"scaled down to {spec.replicas} workers")
+        DeletePod(p.name, f"scaled down to {spec.replicas} workers", graceful=True)
         for p in observed.workers
         if p.index >= spec.replicas and not p.terminating and p.name not in doomed
     )
@@ -287,7 +290,8 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
     before = prior.workers.desired if prior.workers is not None else spec.replicas
     if lost or notes:
         resize_reason = Reason.WORKER_LOST
-    elif spec.replicas < before:
+    elif spec.replicas < before or any(p.active and p.index >= spec.replicas for p in observed.workers):
+        # Workers beyond replicas: a scale-down still under way (its pods wait for their groups to leave).
         resize_reason = Reason.SCALED_DOWN
     else:
         resize_reason = Reason.SCALED_UP
