@@ -72,10 +72,19 @@ def test_a_round_reads_nothing_and_a_round_that_changes_nothing_sends_nothing(
     def events(kind: str, reason: str, message: str) -> None:
         pass
 
-    # The first round creates the Secret, the NetworkPolicy, the Service and the pods, and writes the status.
+    # The first round creates the Secret, the NetworkPolicy, the PodDisruptionBudget, the Service and the pods,
+    # and writes the status.
     assert reconcile_job(writer, namespace, idle_job.name, events)
     posts = [path.rsplit("/", 1)[-1] for verb, path in recorder.calls if verb == "POST"]
-    assert sorted(posts) == ["networkpolicies", "pods", "pods", "pods", "secrets", "services"], recorder.calls
+    assert sorted(posts) == [
+        "networkpolicies",
+        "poddisruptionbudgets",
+        "pods",
+        "pods",
+        "pods",
+        "secrets",
+        "services",
+    ], recorder.calls
     assert [verb for verb, _ in recorder.calls if verb not in ("POST", "PATCH")] == [], recorder.calls
 
     deadline = time.monotonic() + 60
@@ -126,7 +135,17 @@ def _named(calls: list[tuple[str, str]], namespace: str) -> Counter[str]:
         resource = [
             p
             for p in parts
-            if p in ("pods", "services", "secrets", "networkpolicies", "nodes", "trainingjobs", "status")
+            if p
+            in (
+                "pods",
+                "services",
+                "secrets",
+                "networkpolicies",
+                "poddisruptionbudgets",
+                "nodes",
+                "trainingjobs",
+                "status",
+            )
         ]
         named[f"{verb} {'/'.join(resource)}"] += 1
     return named
@@ -179,6 +198,7 @@ def test_an_idle_running_job_costs_no_request_and_a_job_life_few(
         assert life[f"LIST {kind}"] == life[f"WATCH {kind}"] == 1, life
     # Writes: Secret, NetworkPolicy, Service, head + 2 workers, the lost pods' deletions and replacements, a 3rd worker.
     assert life["POST secrets"] == life["POST networkpolicies"] == life["POST services"] == 1, life
+    assert life["POST poddisruptionbudgets"] == 1, life
     assert life["POST pods"] == 3 + lost + 1, life
     assert life["DELETE pods"] == lost, life
     # Status writes only when the status changes: pods created, Running, the loss, the replacement, the scale, the end.
@@ -193,6 +213,7 @@ def test_an_idle_running_job_costs_no_request_and_a_job_life_few(
         ),
         "POST secrets",
         "POST networkpolicies",
+        "POST poddisruptionbudgets",
         "POST services",
         "POST pods",
         "DELETE pods",

@@ -21,6 +21,7 @@ from elastrain_operator.api import (
     WorkersStatus,
 )
 from elastrain_operator.reconcile.decide import (
+    CreateDisruptionBudget,
     CreateNetworkPolicy,
     CreatePod,
     CreateRayAuthSecret,
@@ -98,6 +99,7 @@ CASES = [
         (
             CreateNetworkPolicy(),
             CreateRayAuthSecret(),
+            CreateDisruptionBudget(),
             CreateService(),
             CreatePod(H, 0),
             CreatePod(W, 0),
@@ -951,8 +953,8 @@ def test_resumed_job_says_so(make_job: MakeJob) -> None:
     ("service", "policy", "want"),
     [
         (True, False, (CreateNetworkPolicy(),)),
-        (False, True, (CreateRayAuthSecret(), CreateService())),
-        (False, False, (CreateNetworkPolicy(), CreateRayAuthSecret(), CreateService())),
+        (False, True, (CreateRayAuthSecret(), CreateDisruptionBudget(), CreateService())),
+        (False, False, (CreateNetworkPolicy(), CreateRayAuthSecret(), CreateDisruptionBudget(), CreateService())),
         (True, True, ()),
     ],
 )

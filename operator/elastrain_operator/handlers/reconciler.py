@@ -27,6 +27,7 @@ from elastrain_operator.api import (
     TrainingJobStatus,
     parse_trainingjob,
 )
+from elastrain_operator.builders.disruption import build_disruption_budget
 from elastrain_operator.builders.network import build_network_policy
 from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
 from elastrain_operator.builders.secret import build_ray_auth_secret
@@ -36,6 +37,7 @@ from elastrain_operator.kube.cache import ClusterCache
 from elastrain_operator.kube.client import NOT_FOUND, KubeApi, KubeError
 from elastrain_operator.kube.progress import read_progress
 from elastrain_operator.reconcile.decide import (
+    CreateDisruptionBudget,
     CreateNetworkPolicy,
     CreatePod,
     CreateRayAuthSecret,
@@ -45,6 +47,7 @@ from elastrain_operator.reconcile.decide import (
     DeletePod,
     Note,
     decide,
+    needed_workers,
 )
 from elastrain_operator.reconcile.export_request import (
     decide_export_ask,
@@ -169,6 +172,8 @@ def _build(job: TrainingJob, action: object, token: Callable[[], str]) -> dict[s
         return build_ray_auth_secret(job=name, namespace=namespace, uid=uid, token=token())
     if isinstance(action, CreateNetworkPolicy):
         return build_network_policy(job=name, namespace=namespace, uid=uid)
+    if isinstance(action, CreateDisruptionBudget):
+        return build_disruption_budget(job=name, namespace=namespace, uid=uid, min_available=needed_workers(job))
     if isinstance(action, CreateService):
         return build_head_service(job=name, namespace=namespace, uid=uid)
     if isinstance(action, CreatePod):
@@ -187,6 +192,10 @@ def _create_pod(writer: Writer, action: CreatePod, pod: dict[str, Any], sent: se
             metrics.REPLACEMENTS.labels(role=action.role.value).inc()
 
 
+#: Kinds the operator creates once with the Service and never reads back (not in the cache).
+UNWATCHED_KINDS = frozenset({"Secret", "PodDisruptionBudget"})
+
+
 def _apply(writer: Writer, job: TrainingJob, actions: tuple[object, ...], *, clock: Callable[[], float]) -> bool:
     """Carry out the decision's actions; return True when the job itself was deleted.
 
@@ -197,8 +206,10 @@ def _apply(writer: Writer, job: TrainingJob, actions: tuple[object, ...], *, clo
     namespace, name = job.metadata.namespace or "", job.metadata.name or ""
     key = (namespace, name)
     built = [(action, _build(job, action, lambda: secrets.token_urlsafe(32))) for action in actions]
-    creations = {
-        (obj["kind"], obj["metadata"]["name"]) for _, obj in built if obj is not None and obj["kind"] != "Secret"
+    creations = {  # what the cache watches (Secrets and PodDisruptionBudgets are created, never read back)
+        (obj["kind"], obj["metadata"]["name"])
+        for _, obj in built
+        if obj is not None and obj["kind"] not in UNWATCHED_KINDS
     }
     deletions = {("Pod", a.name) for a in actions if isinstance(a, DeletePod)}
     writer.cache.expectations.expect(key, creations=creations, deletions=deletions, now=clock())

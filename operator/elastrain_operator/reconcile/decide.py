@@ -15,10 +15,11 @@ The rules, in order:
    (infrastructure, Event WorkerLost naming pod and node). A failed or lost head restarts the whole
    Ray cluster from the last checkpoint (all pods replaced); a failed or lost worker is replaced
    alone while the others keep training.
-6. Missing objects are created at once (NetworkPolicy, Service, head, workers 0..replicas-1): a replacement gets
-   the next attempt number and a name of its own, since the pod it replaces may stay Terminating
-   while its node is unreachable. Workers beyond replicas are deleted (kubectl scale down), gracefully: the round holds
-   the deletion until the driver has let their groups go (``reconcile.leave``).
+6. Missing objects are created at once (NetworkPolicy, Service with the Secret and the
+   PodDisruptionBudget, head, workers 0..replicas-1): a replacement gets the next attempt number and
+   a name of its own, since the pod it replaces may stay Terminating while its node is unreachable.
+   Workers beyond replicas are deleted (kubectl scale down), gracefully: the round holds the deletion
+   until the driver has let their groups go (``reconcile.leave``).
 7. Phase: Running when the head runs and enough workers are ready (at least elastic.minReplicas,
    or exactly replicas) and none is on its way; Rescaling while workers start or stop (a worker
    that cannot be scheduled is not on its way: the job runs at the smaller size, and the status
@@ -52,6 +53,11 @@ class CreateNetworkPolicy:
 
 
 @dataclass(frozen=True)
+class CreateDisruptionBudget:
+    """Create the PodDisruptionBudget that lets evictions take workers down to the minimum (with the Service)."""
+
+
+@dataclass(frozen=True)
 class CreatePod:
     role: Role
     index: int
@@ -71,7 +77,15 @@ class DeleteJob:
     """ttlSecondsAfterFinished has passed: delete the TrainingJob (its pods go with it)."""
 
 
-Action = CreateService | CreateRayAuthSecret | CreateNetworkPolicy | CreatePod | DeletePod | DeleteJob
+Action = (
+    CreateService
+    | CreateRayAuthSecret
+    | CreateNetworkPolicy
+    | CreateDisruptionBudget
+    | CreatePod
+    | DeletePod
+    | DeleteJob
+)
 
 
 @dataclass(frozen=True)
@@ -265,7 +279,7 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
     if not observed.network_policy_exists:
         actions += (CreateNetworkPolicy(),)
     if not observed.service_exists:
-        actions += (CreateRayAuthSecret(), CreateService())
+        actions += (CreateRayAuthSecret(), CreateDisruptionBudget(), CreateService())
     if not holds(Role.HEAD, 0):
         actions += (CreatePod(Role.HEAD, 0, observed.next_attempt(Role.HEAD, 0)),)
     actions += tuple(
