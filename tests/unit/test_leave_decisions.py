@@ -26,7 +26,7 @@ def worker(index: int, ip: str | None) -> ObservedPod:
 def test_a_leaving_pod_waits_for_the_driver_and_is_asked_by_its_ip() -> None:
     leavers = [worker(1, "10.0.0.2"), worker(2, "10.0.0.3")]
     assert leaving_ips(leavers) == ("10.0.0.2", "10.0.0.3")
-    gate = decide_leave_gate(leavers, head_runs=True, left=(), asked_since={}, now=NOW, timeout_seconds=30)
+    gate = decide_leave_gate(leavers, head_answers=True, left=(), asked_since={}, now=NOW, timeout_seconds=30)
     assert gate.hold == {"j-worker-1", "j-worker-2"}
     assert gate.asked_since == {"j-worker-1": NOW, "j-worker-2": NOW}
     assert gate.timed_out == ()
@@ -37,7 +37,7 @@ def test_a_pod_the_driver_let_go_is_deleted_the_others_still_wait() -> None:
     since = {"j-worker-1": NOW, "j-worker-2": NOW}
     later = NOW + timedelta(seconds=2)
     gate = decide_leave_gate(
-        leavers, head_runs=True, left=["10.0.0.2"], asked_since=since, now=later, timeout_seconds=30
+        leavers, head_answers=True, left=["10.0.0.2"], asked_since=since, now=later, timeout_seconds=30
     )
     assert gate.hold == {"j-worker-2"}
     assert gate.asked_since == {"j-worker-2": NOW}  # the first ask counts, not this round's
@@ -47,21 +47,23 @@ def test_past_the_bound_a_pod_is_deleted_anyway() -> None:
     leavers = [worker(1, "10.0.0.2")]
     since = {"j-worker-1": NOW}
     just_before = NOW + timedelta(seconds=29)
-    kept = decide_leave_gate(leavers, head_runs=True, left=(), asked_since=since, now=just_before, timeout_seconds=30)
+    kept = decide_leave_gate(
+        leavers, head_answers=True, left=(), asked_since=since, now=just_before, timeout_seconds=30
+    )
     assert kept.hold == {"j-worker-1"}
     at_bound = NOW + timedelta(seconds=30)
-    gone = decide_leave_gate(leavers, head_runs=True, left=(), asked_since=since, now=at_bound, timeout_seconds=30)
+    gone = decide_leave_gate(leavers, head_answers=True, left=(), asked_since=since, now=at_bound, timeout_seconds=30)
     assert gone.hold == frozenset()
     assert gone.timed_out == ("j-worker-1",)
     message = leave_timed_out_message(gone.timed_out, 30)
     assert "spec.elastic.leaveTimeoutSeconds (30 s)" in message and "j-worker-1" in message
 
 
-def test_nothing_waits_without_a_running_head_or_for_a_pod_without_an_ip() -> None:
+def test_nothing_waits_without_a_head_that_answers_or_for_a_pod_without_an_ip() -> None:
     leavers = [worker(1, "10.0.0.2"), worker(2, None)]
-    no_head = decide_leave_gate(leavers, head_runs=False, left=(), asked_since={}, now=NOW, timeout_seconds=30)
+    no_head = decide_leave_gate(leavers, head_answers=False, left=(), asked_since={}, now=NOW, timeout_seconds=30)
     assert no_head.hold == frozenset() and no_head.timed_out == ()
-    running = decide_leave_gate(leavers, head_runs=True, left=(), asked_since={}, now=NOW, timeout_seconds=30)
+    running = decide_leave_gate(leavers, head_answers=True, left=(), asked_since={}, now=NOW, timeout_seconds=30)
     assert running.hold == {"j-worker-1"}  # worker 2 never ran: it has no group to let go
     assert leaving_ips(leavers) == ("10.0.0.2",)
 

@@ -263,11 +263,6 @@ def _clean_up_invalid(writer: Writer, raw: Mapping[str, Any], prior: TrainingJob
 ProgressReader = Callable[..., ProgressReport | None]
 
 
-def _head_runs(observed: Observed) -> bool:
-    head = observed.head_live()
-    return head is not None and head.phase == "Running" and bool(head.ip)
-
-
 def _progress(
     observed: Observed, reader: ProgressReader, ask: str | None = None, leave: tuple[str, ...] | None = None
 ) -> ProgressReport | None:
@@ -310,7 +305,7 @@ def _gate_leaves(
     timeout = elastic.leave_timeout_seconds if elastic is not None else DEFAULT_LEAVE_TIMEOUT_SECONDS
     gate = decide_leave_gate(
         leavers,
-        head_runs=_head_runs(observed) and timeout > 0,
+        head_answers=report is not None and timeout > 0,
         left=report.left if report is not None else (),
         asked_since=memory.since,
         now=now,

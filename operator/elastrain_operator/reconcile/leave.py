@@ -2,10 +2,11 @@
 
 ``decide`` deletes the workers beyond ``spec.replicas`` (a :class:`~.decide.DeletePod` with
 ``graceful``). Before the round applies that, :func:`decide_leave_gate` holds those deletions back
-while the head runs: the progress poll names the leaving pods' IPs (``GET /progress?leave=IP,IP``),
+while the head's driver answers: the progress poll names the leaving pods' IPs (``GET /progress?leave=IP,IP``),
 the driver removes their replica groups at its next step boundary and answers their IPs in the
-report's ``left``; the next round deletes them. A driver that does not answer within
-``spec.elastic.leaveTimeoutSeconds`` of the first ask (it is busy, stuck, or older than this
+report's ``left``; the next round deletes them. A head that does not answer the poll holds nothing up
+(no driver, nothing to protect). A driver that does not let the groups go within
+``spec.elastic.leaveTimeoutSeconds`` of the first ask (it is stuck, or older than this
 contract) does not hold the scale-down up: the pods are deleted anyway, as a lost worker would be,
 with a Warning Event ``LeaveTimedOut``. When the operator restarts, the bound starts again.
 """
@@ -52,7 +53,7 @@ def leaving_ips(leavers: Collection[ObservedPod]) -> tuple[str, ...]:
 def decide_leave_gate(
     leavers: Collection[ObservedPod],
     *,
-    head_runs: bool,
+    head_answers: bool,
     left: Collection[str],
     asked_since: Mapping[str, datetime],
     now: datetime,
@@ -62,13 +63,13 @@ def decide_leave_gate(
 
     ``left``: the IPs the driver acknowledged (the progress report's ``left``, empty without a report).
     A pod without an IP (not running yet) has no group: it goes at once, as does every pod when the
-    head does not run (no training to protect).
+    head did not answer this round's poll (not running, no driver yet: no training to protect).
     """
     hold: set[str] = set()
     timed_out: list[str] = []
     since: dict[str, datetime] = {}
     for pod in leavers:
-        if not head_runs or not pod.ip or pod.ip in left:
+        if not head_answers or not pod.ip or pod.ip in left:
             continue
         first = asked_since.get(pod.name, now)
         if now >= first + timedelta(seconds=timeout_seconds):
