@@ -10,7 +10,8 @@ from elastrain_operator.kube.progress import progress_url, read_progress
 from elastrain_operator.reconcile.leave import decide_leave_gate, leave_timed_out_message, leaving_ips
 from elastrain_operator.reconcile.observed import ObservedPod
 from elastrain_trainer.config.progress import ProgressReport
-from elastrain_trainer.driver.leave import LeaveRequests, decide_leave, leaving_nodes
+from elastrain_trainer.driver.leave import LeavePause, LeaveRequests, decide_leave, leaving_nodes
+from elastrain_trainer.driver.story import describe_event
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer, export_request_of, leave_of
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -135,3 +136,16 @@ def test_the_mailbox_keeps_the_newest_ask_and_acknowledges_only_what_it_asks() -
     assert leaves.acknowledged() == []
     leaves.ask(["10.0.0.2"])  # the same address again (a new pod on that node): not answered yet
     assert leaves.acknowledged() == []
+
+
+def test_the_survivors_pause_is_measured_from_the_last_commit_before_a_leave_to_the_first_after() -> None:
+    pause = LeavePause()
+    assert pause.committed(10.0) is None  # no leave yet
+    pause.left(["group2"])
+    pause.left(["group3"])
+    assert pause.committed(11.5) == {"groups": ["group2", "group3"], "pause_seconds": 1.5}
+    assert pause.committed(11.8) is None  # once per leave
+    line = describe_event("leave_settled", {"groups": ["group2", "group3"], "pause_seconds": 1.5, "step": 67})
+    assert line == "leave settled: group2, group3 gone; the others paused 1.50 s between steps at step 67"
+    left = describe_event("group_left", {"group": "group2", "step": 66})
+    assert left == "group left: group2 at step 66, its pod asked to leave (scale-down)"

@@ -6,9 +6,10 @@ mailbox (the newest poll's set wins: a poll naming none clears it). At the next 
 driver removes the groups on those addresses (:func:`decide_leave`, a pure choice): nothing of theirs
 is in flight then, so the ledger has settled their samples, and the next quorum forms without them
 instead of waiting out a timeout for a group killed mid-step. Each removal is a ``group_left``
-event. The driver then acknowledges the addresses (``left`` in the progress report), and only then
-does the operator delete the pods. A node whose group left is never given a group again (its Ray
-node id is remembered until it is gone), so the pod's last seconds cost nothing.
+event; the next committed step is a ``leave_settled`` event with the survivors' pause
+(:class:`LeavePause`). The driver then acknowledges the addresses (``left`` in the progress report),
+and only then does the operator delete the pods. A node whose group left is never given a group
+again (its Ray node id is remembered until it is gone), so the pod's last seconds cost nothing.
 """
 
 from __future__ import annotations
@@ -75,3 +76,28 @@ def decide_leave(asked: frozenset[str], group_addresses: Mapping[str, str]) -> L
 def leaving_nodes(asked: frozenset[str], node_addresses: Mapping[str, str]) -> set[str]:
     """The Ray node ids at the asked addresses: no group is started on them any more."""
     return {node_id for node_id, address in node_addresses.items() if address in asked}
+
+
+@dataclass
+class LeavePause:
+    """The survivors' pause across a leave: from the last committed step before it to the first after it.
+
+    The driver notes a leave (:meth:`left`) and each committed step (:meth:`committed`); the first
+    commit after a leave gives the ``leave_settled`` event's data (``pause_seconds``), once.
+    """
+
+    last_commit: float | None = None
+    """Wall time (driver clock) of the newest committed step."""
+    pending: list[str] | None = None
+    """Groups that left since the newest commit."""
+
+    def left(self, groups: Iterable[str]) -> None:
+        self.pending = [*(self.pending or []), *groups]
+
+    def committed(self, wall_time: float) -> dict[str, object] | None:
+        """The ``leave_settled`` event's data when this commit is the first after a leave, else None."""
+        settled = None
+        if self.pending and self.last_commit is not None:
+            settled = {"groups": self.pending, "pause_seconds": round(wall_time - self.last_commit, 3)}
+        self.last_commit, self.pending = wall_time, None
+        return settled

@@ -47,7 +47,7 @@ from elastrain_trainer.driver.export_request import (
     served_requests,
 )
 from elastrain_trainer.driver.groups import GroupHandle, start_group
-from elastrain_trainer.driver.leave import LeaveRequests, decide_leave, leaving_nodes
+from elastrain_trainer.driver.leave import LeavePause, LeaveRequests, decide_leave, leaving_nodes
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
@@ -101,6 +101,7 @@ class Driver:
         self.left_nodes: set[str] = set()
         """Ray nodes asked to leave: no group is started on them again."""
         self._leave_handled: frozenset[str] = frozenset()
+        self.leave_pause = LeavePause()
         self.story = StoryLog()
         """The events as log lines, as they happen (what ``kubectl logs`` on the head shows)."""
         self.data_report: DataReport | None = self._check_data(data_report)
@@ -244,6 +245,7 @@ class Driver:
             self.ledger.give_back_group(group_id)  # between steps: nothing of it is in flight
             self._ahead = {}
             self.event("group_left", group=group_id, node=group.node_id, address=addresses.get(group.node_id))
+        self.leave_pause.left(decision.remove)
         self.leave_requests.done(decision.done)
 
     def _give_up_on_step_errors(self) -> None:
@@ -394,6 +396,9 @@ class Driver:
             metrics = self._train(members)
             if metrics is not None:
                 self.metrics.append(metrics)
+                settled = self.leave_pause.committed(metrics.wall_time) if metrics.committed else None
+                if settled is not None:
+                    self.event("leave_settled", **settled)
                 self.export_on_request(metrics.committed)
                 if on_step is not None:
                     on_step(metrics)
