@@ -9,7 +9,6 @@ returns what it saw; the end-to-end test (tests/e2e/test_graceful_scale_down.py)
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -20,7 +19,17 @@ import yaml
 
 from elastrain_dev import nodes
 from elastrain_dev.cluster import REPO_ROOT, LocalCluster
-from elastrain_dev.demo import DEMO_JOB, Watch, _manifest, _prepare, _ready, _start_operator, _step, _summary
+from elastrain_dev.demo import (
+    DEMO_JOB,
+    Watch,
+    _manifest,
+    _prepare,
+    _ready,
+    _start_operator,
+    _step,
+    _summary,
+    job_events,
+)
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.podrunner import PodRunner
 
@@ -87,11 +96,7 @@ def run_scale_down(
         cluster.kubectl("scale", "tj", name, "-n", namespace, f"--replicas={to}")
         watch.until(f"{to} worker(s) ready", lambda s: _ready(s) == to, timeout=120)
         status = watch.until("the job to succeed", lambda s: s.get("phase") == "Succeeded", timeout=900)
-        events = json.loads(
-            cluster.kubectl(
-                "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
-            ).stdout
-        )["items"]
+        events = job_events(cluster, namespace, name)
         summary = _summary(checkpoints, head)
     finally:
         if operator is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.trainer.helpers import count_samples, fast_options, tiny_config
+from tests.trainer.helpers import assert_finished_epochs_exact, fast_options, tiny_config
 
 from elastrain_trainer.driver import Driver
 from elastrain_trainer.driver.pods import RayNodePods
@@ -74,12 +74,7 @@ def test_groups_asked_to_leave_go_at_a_step_boundary_and_the_survivor_trains_on(
     after = result.committed[state["committed"] :]
     assert after and all(set(a) == {state["survivor"]} for a in after)
     # Exactly once: every sample of each finished epoch trained once, across the leave.
-    counts = count_samples(result.committed)
-    finished = [e for e in counts if result.ledger.audit(e).trained == result.ledger.num_samples]
-    assert finished
-    for epoch in finished:
-        assert result.ledger.audit(epoch).exact
-        assert sorted(counts[epoch].values()) == [1] * result.ledger.num_samples
+    assert_finished_epochs_exact(result.committed, result.ledger)
     # The survivor's pause across the leave is recorded (its length is reported, not asserted: a shared machine).
     [settled] = [e for e in events if e["kind"] == "leave_settled"]
     assert set(settled["groups"]) == state["leavers"] and settled["pause_seconds"] > 0, settled
