@@ -235,11 +235,7 @@ def run(
 
         _say(f"kubectl describe tj {name}")
         print(cluster.kubectl("describe", "tj", name, "-n", namespace).stdout, end="")
-        events = json.loads(
-            cluster.kubectl(
-                "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
-            ).stdout
-        )["items"]
+        events = job_events(cluster, namespace, name)
         summary = _summary(checkpoints, head)
         curve = _curve(summary, output / "loss-curve.png", name)
         _report(summary, curve)
@@ -271,6 +267,16 @@ def run(
         progress=watch.progress,
         seconds=seconds,
     )
+
+
+def job_events(cluster: LocalCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Events of TrainingJob ``name`` (what ``kubectl describe tj`` lists)."""
+    items: list[dict[str, Any]] = json.loads(
+        cluster.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+        ).stdout
+    )["items"]
+    return items
 
 
 def _prepare(cluster: LocalCluster, namespace: str) -> list[str]:

@@ -34,6 +34,8 @@ PERMISSION_USES: dict[tuple[str, str], str] = {
     ("", "secrets"): "the per-job Secret `NAME-ray-auth` with the job's Ray token: created once, never read back",
     ("networking.k8s.io", "networkpolicies"): "the per-job NetworkPolicy admitting only the job's own pods to Ray's "
     "and torchft's ports (the cache lists and watches them)",
+    ("policy", "poddisruptionbudgets"): "the per-job PodDisruptionBudget `NAME-workers`: evictions take workers "
+    "down to `elastic.minReplicas` only; created once, never read back",
     ("", "events"): "the job's story in `kubectl describe tj`",
     ("", "nodes"): "node-loss detection: the cache lists and watches nodes",
     ("apiextensions.k8s.io", "customresourcedefinitions"): "kopf notices the CRD being upgraded",

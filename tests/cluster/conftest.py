@@ -10,11 +10,16 @@ from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
+from kubernetes import client, config
 
 from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.podrunner import PodRunner
 from elastrain_dev.processes import free_port
+from elastrain_operator.handlers.reconciler import Writer
+from elastrain_operator.kube.cache import ClusterCache
+from elastrain_operator.kube.client import CountingApiClient, KubeApi
+from elastrain_operator.kube.informer import Informers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO_ROOT / "crds" / "trainingjobs.elastrain.dev.yaml"
@@ -90,3 +95,17 @@ def idle_job(cluster: LocalCluster, namespace: str, trainingjob_crd: str) -> Job
 def job(idle_job: JobDriver, operator: KopfRunner) -> JobDriver:
     """A driver for job "job" in this test's namespace, with the operator running."""
     return idle_job
+
+
+@pytest.fixture
+def writer(cluster: LocalCluster, namespace: str, trainingjob_crd: str) -> Iterator[Writer]:
+    """What the operator's rounds write with, on a watch-fed cache of this test's namespace (the test runs
+    the rounds itself: ``reconcile_job(writer, ...)``)."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    cache = ClusterCache()
+    informers = Informers(KubeApi(CountingApiClient(configuration)), cache, namespaces=(namespace,), watch_seconds=300)
+    informers.start()
+    assert cache.wait_synced(60)
+    yield Writer(KubeApi(CountingApiClient(configuration)), cache)
+    informers.stop()

@@ -14,34 +14,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
 from tests.cluster.conftest import BASE_JOB
 
 from elastrain_dev.cluster import LocalCluster
 from elastrain_dev.jobdriver import JobDriver
 from elastrain_dev.wait import until
 from elastrain_operator.handlers.reconciler import Writer, reconcile_job
-from elastrain_operator.kube.cache import ClusterCache
-from elastrain_operator.kube.client import CountingApiClient, KubeApi
-from elastrain_operator.kube.informer import Informers
 from elastrain_operator.kube.progress import read_progress
 from elastrain_trainer.config.progress import ExportRequestReport, ProgressReport
 from elastrain_trainer.driver.export_request import ExportRequests
 from elastrain_trainer.pod.progress import ProgressBoard, ProgressServer
 
 ANNOTATION = "elastrain.dev/export-request"
-
-
-@pytest.fixture
-def writer(cluster: LocalCluster, namespace: str, trainingjob_crd: str) -> Iterator[Writer]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
-    cache = ClusterCache()
-    informers = Informers(KubeApi(CountingApiClient(configuration)), cache, namespaces=(namespace,), watch_seconds=300)
-    informers.start()
-    assert cache.wait_synced(60)
-    yield Writer(KubeApi(CountingApiClient(configuration)), cache)
-    informers.stop()
 
 
 @pytest.fixture

@@ -56,6 +56,11 @@ def test_creates_service_head_and_workers_owned_and_labelled(job: JobDriver) -> 
     peers = [rule["from"][0] for rule in policy["spec"]["ingress"]]
     assert peers[0] == {"podSelector": {"matchLabels": {"elastrain.dev/job": "job"}}}
     assert policy["spec"]["ingress"][1]["ports"] == [{"protocol": "TCP", "port": 8765}]
+    # Evictions (kubectl drain) take workers down to the minimum only: replicas (2) without spec.elastic.
+    budget = json.loads(job.kubectl("get", "poddisruptionbudget", "job-workers", "-o", "json").stdout)
+    assert budget["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert budget["spec"]["minAvailable"] == 2
+    assert budget["spec"]["selector"] == {"matchLabels": {"elastrain.dev/job": "job", "elastrain.dev/role": "worker"}}
     # Ray's token authentication, with a token of the job's own.
     secret = json.loads(job.kubectl("get", "secret", "job-ray-auth", "-o", "json").stdout)
     assert secret["metadata"]["ownerReferences"][0]["uid"] == uid

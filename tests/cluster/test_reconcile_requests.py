@@ -74,10 +74,19 @@ def test_a_round_reads_nothing_and_a_round_that_changes_nothing_sends_nothing(
     def events(kind: str, reason: str, message: str) -> None:
         pass
 
-    # The first round creates the Secret, the NetworkPolicy, the Service and the pods, and writes the status.
+    # The first round creates the Secret, the NetworkPolicy, the PodDisruptionBudget, the Service and the pods,
+    # and writes the status.
     assert reconcile_job(writer, namespace, idle_job.name, events)
     posts = [path.rsplit("/", 1)[-1] for verb, path in recorder.calls if verb == "POST"]
-    assert sorted(posts) == ["networkpolicies", "pods", "pods", "pods", "secrets", "services"], recorder.calls
+    assert sorted(posts) == [
+        "networkpolicies",
+        "poddisruptionbudgets",
+        "pods",
+        "pods",
+        "pods",
+        "secrets",
+        "services",
+    ], recorder.calls
     assert [verb for verb, _ in recorder.calls if verb not in ("POST", "PATCH")] == [], recorder.calls
 
     deadline = time.monotonic() + 60
@@ -184,9 +193,10 @@ def test_an_idle_running_job_costs_no_request_and_a_job_life_few(
     life = _named(cluster, operator_account, namespace) - start
     print("start-up:", dict(start), "\ncreate:", dict(created), "\nlife:", dict(life))
     # A job's life is writes only: no list, no watch (none renewed), no get.
-    # The Secret, the NetworkPolicy, the Service, head + 2 workers, the lost pods' deletions and replacements,
+    # The Secret, the NetworkPolicy, the PodDisruptionBudget, the Service, head + 2 workers, the lost pods' deletions and replacements,
     # a 3rd worker.
     assert life["create secrets"] == life["create networkpolicies"] == life["create services"] == 1, life
+    assert life["create poddisruptionbudgets"] == 1, life
     assert life["create pods"] == 3 + lost + 1, life
     assert life["delete pods"] == lost, life
     # Status writes only when the status changes: pods created, Running, the loss, the replacement, the scale, the end.
@@ -196,6 +206,7 @@ def test_an_idle_running_job_costs_no_request_and_a_job_life_few(
     assert set(life) <= {
         "create secrets",
         "create networkpolicies",
+        "create poddisruptionbudgets",
         "create services",
         "create pods",
         "delete pods",
@@ -203,6 +214,6 @@ def test_an_idle_running_job_costs_no_request_and_a_job_life_few(
         "create events",
     }, life
     # KubeRay's 29 (its Events included; its informers started before the job, as these did) plus what
-    # elastrain does that KubeRay does not: the Secret and the NetworkPolicy.
-    assert sum(life.values()) <= 29 + 2, life
+    # elastrain does that KubeRay does not: the Secret, the NetworkPolicy and the PodDisruptionBudget.
+    assert sum(life.values()) <= 29 + 3, life
     assert runner.exception is None, runner.output[-3000:]

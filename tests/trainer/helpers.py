@@ -15,7 +15,7 @@ from elastrain_trainer.data import build_samples
 from elastrain_trainer.driver import Driver, DriverOptions
 from elastrain_trainer.driver.lighthouse import LighthouseOptions
 from elastrain_trainer.group.worker import FaultTimeouts, RankWorker
-from elastrain_trainer.ledger import Piece
+from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.models import build_model
 from elastrain_trainer.optim import build_lr_scheduler, build_optimizer
 
@@ -103,6 +103,16 @@ def count_samples(committed: list[dict[str, list[Piece]]]) -> dict[int, Counter[
 
 #: The DCP data file of rank 0 in a checkpoint directory (what the damage tests break).
 DATA_FILE = "__0_0.distcp"
+
+
+def assert_finished_epochs_exact(committed: list[dict[str, list[Piece]]], ledger: ShardLedger) -> None:
+    """Every sample of each finished epoch trained exactly once (the ledger's audit and a recount agree)."""
+    counts = count_samples(committed)
+    finished = [e for e in counts if ledger.audit(e).trained == ledger.num_samples]
+    assert finished
+    for epoch in finished:
+        assert ledger.audit(epoch).exact
+        assert sorted(counts[epoch].values()) == [1] * ledger.num_samples
 
 
 def truncate_half(path: Path) -> None:

@@ -92,6 +92,7 @@ NAMESPACED_GRANTS = {("elastrain.dev", "trainingjobs", verb) for verb in ("list"
     *(("", "services", verb) for verb in ("list", "watch", "create")),
     ("", "secrets", "create"),
     *(("networking.k8s.io", "networkpolicies", verb) for verb in ("list", "watch", "create")),
+    ("policy", "poddisruptionbudgets", "create"),
     ("", "events", "create"),
 }
 CLUSTER_READS = {("", "nodes", "list"), ("", "nodes", "watch")} | {

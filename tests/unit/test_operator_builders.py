@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from elastrain_operator.api import API_VERSION, KIND, Label, Role, TrainingJob, parse_trainingjob
+from elastrain_operator.builders.disruption import build_disruption_budget
 from elastrain_operator.builders.env import CHECKPOINT_MOUNT_PATH, EXPORT_MOUNT_PATH, build_env
 from elastrain_operator.builders.names import (
     head_address,
@@ -534,6 +535,24 @@ def test_service_selector_matches_the_head_pod_and_no_worker(make_job: MakeJob) 
 
     assert selected(build_head_pod(job))
     assert not selected(build_worker_pod(job, 0))
+
+
+def test_disruption_budget_keeps_the_minimum_of_workers_and_leaves_the_head_alone(make_job: MakeJob) -> None:
+    job = make_job().obj()
+    pdb = build_disruption_budget(job="demo", namespace="ml", uid=UID, min_available=2)
+    assert (pdb["apiVersion"], pdb["kind"]) == ("policy/v1", "PodDisruptionBudget")
+    assert (pdb["metadata"]["name"], pdb["metadata"]["namespace"]) == ("demo-workers", "ml")
+    assert pdb["metadata"]["labels"] == {Label.JOB: "demo"}
+    [ref] = pdb["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (KIND, "demo", UID, True)
+    assert pdb["spec"]["minAvailable"] == 2
+    selector = pdb["spec"]["selector"]["matchLabels"]
+
+    def selected(pod: dict[str, Any]) -> bool:
+        return all(pod["metadata"]["labels"].get(k) == v for k, v in selector.items())
+
+    assert selected(build_worker_pod(job, 0)) and selected(build_worker_pod(job, 3, attempt=2))
+    assert not selected(build_head_pod(job))
 
 
 def test_worker_selector_string_matches_worker_labels_only(make_job: MakeJob) -> None:

@@ -21,6 +21,7 @@ from elastrain_operator.api import (
     WorkersStatus,
 )
 from elastrain_operator.reconcile.decide import (
+    CreateDisruptionBudget,
     CreateNetworkPolicy,
     CreatePod,
     CreateRayAuthSecret,
@@ -98,6 +99,7 @@ CASES = [
         (
             CreateNetworkPolicy(),
             CreateRayAuthSecret(),
+            CreateDisruptionBudget(),
             CreateService(),
             CreatePod(H, 0),
             CreatePod(W, 0),
@@ -217,8 +219,8 @@ CASES = [
         JobPhase.RUNNING,
         Reason.WORKERS_READY,
         (
-            DeletePod("demo-worker-2", "scaled down to 2 workers"),
-            DeletePod("demo-worker-3", "scaled down to 2 workers"),
+            DeletePod("demo-worker-2", "scaled down to 2 workers", graceful=True),
+            DeletePod("demo-worker-3", "scaled down to 2 workers", graceful=True),
         ),
         message="2/2 workers ready",
         resize=Reason.SCALED_DOWN,
@@ -234,13 +236,28 @@ CASES = [
         resize=Reason.SCALED_DOWN,
     ),
     Case(
+        # The pods waited for their groups to leave (reconcile.leave): desired already says 2 when they go.
+        "a-held-scale-down-is-still-a-scale-down",
+        {"replicas": 2, "elastic": (1, 4)},
+        status(workers=WorkersStatus(desired=2, ready=4)),
+        lambda p: cluster(p, 4),
+        JobPhase.RUNNING,
+        Reason.WORKERS_READY,
+        (
+            DeletePod("demo-worker-2", "scaled down to 2 workers", graceful=True),
+            DeletePod("demo-worker-3", "scaled down to 2 workers", graceful=True),
+        ),
+        message="2/2 workers ready",
+        resize=Reason.SCALED_DOWN,
+    ),
+    Case(
         "scale-down-skips-pods-already-terminating",
         {"replicas": 1, "elastic": (1, 4)},
         status(workers=WorkersStatus(desired=3, ready=3)),
         lambda p: [*cluster(p, 2), p("worker", 2, terminating=True)],
         JobPhase.RUNNING,
         Reason.WORKERS_READY,
-        (DeletePod("demo-worker-1", "scaled down to 1 workers"),),
+        (DeletePod("demo-worker-1", "scaled down to 1 workers", graceful=True),),
         message="1/1 workers ready",
         resize=Reason.SCALED_DOWN,
     ),
@@ -936,8 +953,8 @@ def test_resumed_job_says_so(make_job: MakeJob) -> None:
     ("service", "policy", "want"),
     [
         (True, False, (CreateNetworkPolicy(),)),
-        (False, True, (CreateRayAuthSecret(), CreateService())),
-        (False, False, (CreateNetworkPolicy(), CreateRayAuthSecret(), CreateService())),
+        (False, True, (CreateRayAuthSecret(), CreateDisruptionBudget(), CreateService())),
+        (False, False, (CreateNetworkPolicy(), CreateRayAuthSecret(), CreateDisruptionBudget(), CreateService())),
         (True, True, ()),
     ],
 )

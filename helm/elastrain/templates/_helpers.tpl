@@ -74,6 +74,10 @@ app.kubernetes.io/part-of: elastrain
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "watch", "create"]
+# The per-job PodDisruptionBudget (evictions take workers down to minReplicas): created once, never read back.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["create"]
 # Events on TrainingJobs (kopf posts core/v1 Events).
 - apiGroups: [""]
   resources: ["events"]

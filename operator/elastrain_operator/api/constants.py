@@ -77,6 +77,7 @@ class Reason(StrEnum):
     WORKER_LOST = "WorkerLost"
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
+    LEAVE_TIMED_OUT = "LeaveTimedOut"
     SUSPENDED = "JobSuspended"
     RESUMED = "JobResumed"
     SUCCEEDED = "JobSucceeded"

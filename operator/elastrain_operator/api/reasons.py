@@ -53,8 +53,15 @@ REASON_DOCS: Final[dict[Reason, ReasonDoc]] = {
     ),
     Reason.SCALED_DOWN: ReasonDoc(
         "`Rescaling`, `status.resizes`",
-        "`spec.replicas` went down; the highest indices are deleted and the others train on",
+        "`spec.replicas` went down; the highest indices leave at a step boundary, then are deleted, "
+        "and the others train on",
         "-",
+    ),
+    Reason.LEAVE_TIMED_OUT: ReasonDoc(
+        "Event",
+        "on a scale-down the driver did not confirm within `elastic.leaveTimeoutSeconds` that the leaving "
+        "pods' groups left; they were deleted anyway",
+        "the head's log (a stuck or busy driver); raise `leaveTimeoutSeconds`",
     ),
     Reason.WORKER_LOST: ReasonDoc(
         "Event, `status.resizes`",

@@ -29,6 +29,9 @@ class ElasticPolicy(ConfigModel):
     """Most worker pods the job trains with; kubectl scale and autoscalers stay within it."""
     below_min_grace_seconds: int = Field(300, ge=0, le=86400)
     """Seconds below minReplicas before the job leaves Running for Pending (waiting for capacity)."""
+    leave_timeout_seconds: int = Field(30, ge=0, le=3600)
+    """On a scale-down, the most seconds a leaving worker pod waits for the driver to let its group go at a
+    step boundary before it is deleted anyway (0: delete at once, the others wait for the lighthouse to drop it)."""
 
     rules = (
         Rule(

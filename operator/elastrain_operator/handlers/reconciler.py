@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from elastrain_operator.api import (
     TrainingJobStatus,
     parse_trainingjob,
 )
+from elastrain_operator.builders.disruption import build_disruption_budget
 from elastrain_operator.builders.network import build_network_policy
 from elastrain_operator.builders.pods import build_head_pod, build_worker_pod
 from elastrain_operator.builders.secret import build_ray_auth_secret
@@ -36,20 +37,30 @@ from elastrain_operator.kube.cache import ClusterCache
 from elastrain_operator.kube.client import NOT_FOUND, KubeApi, KubeError
 from elastrain_operator.kube.progress import read_progress
 from elastrain_operator.reconcile.decide import (
+    CreateDisruptionBudget,
     CreateNetworkPolicy,
     CreatePod,
     CreateRayAuthSecret,
     CreateService,
+    Decision,
     DeleteJob,
     DeletePod,
     Note,
     decide,
+    needed_workers,
 )
 from elastrain_operator.reconcile.export_request import (
     decide_export_ask,
     export_request_notes,
     export_request_status,
     requested_id,
+)
+from elastrain_operator.reconcile.leave import (
+    DEFAULT_LEAVE_TIMEOUT_SECONDS,
+    LeaveMemory,
+    decide_leave_gate,
+    leave_timed_out_message,
+    leaving_ips,
 )
 from elastrain_operator.reconcile.observed import Observed
 from elastrain_operator.reconcile.status import compute_status, invalid_status, transition_notes
@@ -95,6 +106,8 @@ class Writer:
     create_concurrency: int = 16
     #: How long a round that created or deleted objects waits for the cache to show them before its status.
     settle_seconds: float = 2.0
+    leaves: dict[tuple[str, str], LeaveMemory] = field(default_factory=dict)
+    """Per job, the scale-down's pods waiting for the driver to let their groups go (``reconcile.leave``)."""
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _rounds: ThreadPoolExecutor | None = field(default=None, repr=False)
 
@@ -159,6 +172,8 @@ def _build(job: TrainingJob, action: object, token: Callable[[], str]) -> dict[s
         return build_ray_auth_secret(job=name, namespace=namespace, uid=uid, token=token())
     if isinstance(action, CreateNetworkPolicy):
         return build_network_policy(job=name, namespace=namespace, uid=uid)
+    if isinstance(action, CreateDisruptionBudget):
+        return build_disruption_budget(job=name, namespace=namespace, uid=uid, min_available=needed_workers(job))
     if isinstance(action, CreateService):
         return build_head_service(job=name, namespace=namespace, uid=uid)
     if isinstance(action, CreatePod):
@@ -177,6 +192,10 @@ def _create_pod(writer: Writer, action: CreatePod, pod: dict[str, Any], sent: se
             metrics.REPLACEMENTS.labels(role=action.role.value).inc()
 
 
+#: Kinds the operator creates once with the Service and never reads back (not in the cache).
+UNWATCHED_KINDS = frozenset({"Secret", "PodDisruptionBudget"})
+
+
 def _apply(writer: Writer, job: TrainingJob, actions: tuple[object, ...], *, clock: Callable[[], float]) -> bool:
     """Carry out the decision's actions; return True when the job itself was deleted.
 
@@ -187,8 +206,10 @@ def _apply(writer: Writer, job: TrainingJob, actions: tuple[object, ...], *, clo
     namespace, name = job.metadata.namespace or "", job.metadata.name or ""
     key = (namespace, name)
     built = [(action, _build(job, action, lambda: secrets.token_urlsafe(32))) for action in actions]
-    creations = {
-        (obj["kind"], obj["metadata"]["name"]) for _, obj in built if obj is not None and obj["kind"] != "Secret"
+    creations = {  # what the cache watches (Secrets and PodDisruptionBudgets are created, never read back)
+        (obj["kind"], obj["metadata"]["name"])
+        for _, obj in built
+        if obj is not None and obj["kind"] not in UNWATCHED_KINDS
     }
     deletions = {("Pod", a.name) for a in actions if isinstance(a, DeletePod)}
     writer.cache.expectations.expect(key, creations=creations, deletions=deletions, now=clock())
@@ -242,12 +263,61 @@ def _clean_up_invalid(writer: Writer, raw: Mapping[str, Any], prior: TrainingJob
 ProgressReader = Callable[..., ProgressReport | None]
 
 
-def _progress(observed: Observed, reader: ProgressReader, ask: str | None = None) -> ProgressReport | None:
-    """The running head's progress report, if it answers; the poll names a pending export request."""
+def _progress(
+    observed: Observed, reader: ProgressReader, ask: str | None = None, leave: tuple[str, ...] | None = None
+) -> ProgressReport | None:
+    """The running head's progress report, if it answers; the poll names a pending export request and
+    the pods about to leave."""
     head = observed.head_live()
     if head is None or head.phase != "Running" or not head.ip:
         return None
-    return reader(head.ip) if ask is None else reader(head.ip, export_request=ask)
+    asks: dict[str, Any] = {}
+    if ask is not None:
+        asks["export_request"] = ask
+    if leave is not None:
+        asks["leave"] = leave
+    return reader(head.ip, **asks)
+
+
+def _gate_leaves(
+    writer: Writer,
+    job: TrainingJob,
+    decision: Decision,
+    observed: Observed,
+    *,
+    poll: Callable[[tuple[str, ...] | None], ProgressReport | None],
+    events: EventSink,
+    now: datetime,
+) -> tuple[Decision, ProgressReport | None, bool]:
+    """Hold the scale-down's deletions until the driver let the pods' groups go (``reconcile.leave``).
+
+    Returns the decision without the held deletions, the report if the head was polled, and whether it was.
+    """
+    key = (job.metadata.namespace or "", job.metadata.name or "")
+    memory = writer.leaves.get(key, LeaveMemory())
+    graceful = {a.name for a in decision.actions if isinstance(a, DeletePod) and a.graceful}
+    leavers = [p for p in observed.workers if p.name in graceful]
+    if not leavers and not memory.asked:
+        return decision, None, False
+    ips = leaving_ips(leavers)
+    report = poll(ips)  # an empty set, once, tells the driver that nobody leaves any more
+    elastic = job.spec.elastic
+    timeout = elastic.leave_timeout_seconds if elastic is not None else DEFAULT_LEAVE_TIMEOUT_SECONDS
+    gate = decide_leave_gate(
+        leavers,
+        head_answers=report is not None and timeout > 0,
+        left=report.left if report is not None else (),
+        asked_since=memory.since,
+        now=now,
+        timeout_seconds=timeout,
+    )
+    writer.leaves[key] = LeaveMemory(since=gate.asked_since, asked=ips)
+    if gate.timed_out:
+        events("Warning", Reason.LEAVE_TIMED_OUT, leave_timed_out_message(gate.timed_out, timeout))
+    if not gate.hold:
+        return decision, report, True
+    kept = tuple(a for a in decision.actions if not (isinstance(a, DeletePod) and a.name in gate.hold))
+    return replace(decision, actions=kept), report, True
 
 
 def reconcile_job(
@@ -283,10 +353,25 @@ def reconcile_job(
         _clean_up_invalid(writer, raw, prior, now)
         metrics.ROUNDS.labels(result="invalid").inc()
         return True
+    prior_export = prior.export_request if prior is not None else None
     try:
         job = parse_trainingjob(raw)
         observed = cache.observe(namespace, name)
         decision = decide(job, prior, observed, now)
+        ask = decide_export_ask(
+            requested_id(raw.get("metadata", {}).get("annotations")),
+            has_export=job.spec.export is not None,
+            prior=prior_export,
+        )
+        decision, report, polled = _gate_leaves(
+            writer,
+            job,
+            decision,
+            observed,
+            poll=lambda leave: _progress(observed, progress, ask.ask, leave),
+            events=events,
+            now=now,
+        )
         if _apply(writer, job, decision.actions, clock=clock):
             metrics.record_phase(namespace, name, None)
             return False
@@ -302,13 +387,8 @@ def reconcile_job(
         # within milliseconds; a round that changed nothing (most of them) reuses what it saw.
         cache.expectations.wait(key, timeout=writer.settle_seconds)
         observed = cache.observe(namespace, name)
-    prior_export = prior.export_request if prior is not None else None
-    ask = decide_export_ask(
-        requested_id(raw.get("metadata", {}).get("annotations")),
-        has_export=job.spec.export is not None,
-        prior=prior_export,
-    )
-    report = _progress(observed, progress, ask.ask)
+    if not polled:
+        report = _progress(observed, progress, ask.ask)
     status = compute_status(job, prior, decision, observed, now, report=report)
     status = status.model_copy(update={"export_request": export_request_status(prior_export, ask, report)})
     _write_status(writer, namespace, name, old_status, _dump(status))

@@ -95,6 +95,7 @@ class KubeApi:
         self.custom = client.CustomObjectsApi(self._client)
         self.coordination = client.CoordinationV1Api(self._client)
         self.networking = client.NetworkingV1Api(self._client)
+        self.policy = client.PolicyV1Api(self._client)
 
     # -- TrainingJobs -----------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class KubeApi:
     # -- pods, services, network policies, secrets (read through the watch-fed cache, kube.cache) ------
 
     def create(self, obj: Mapping[str, Any]) -> bool:
-        """Create a Pod or Service; return False if it already existed."""
+        """Create a Pod, Service, Secret, NetworkPolicy or PodDisruptionBudget; return False if it already existed."""
         kind, meta = obj["kind"], obj["metadata"]
         body: Any = dict(obj)  # the client serialises plain dicts as they are
         namespace = meta["namespace"]
@@ -134,6 +135,8 @@ class KubeApi:
                 self.core.create_namespaced_secret(namespace, body)
             elif kind == "NetworkPolicy":
                 self.networking.create_namespaced_network_policy(namespace, body)
+            elif kind == "PodDisruptionBudget":
+                self.policy.create_namespaced_pod_disruption_budget(namespace, body)
             else:
                 raise ValueError(f"KubeApi.create does not handle kind {kind}")
         except ValidationError as err:

@@ -15,9 +15,11 @@ The rules, in order:
    (infrastructure, Event WorkerLost naming pod and node). A failed or lost head restarts the whole
    Ray cluster from the last checkpoint (all pods replaced); a failed or lost worker is replaced
    alone while the others keep training.
-6. Missing objects are created at once (NetworkPolicy, Service, head, workers 0..replicas-1): a replacement gets
-   the next attempt number and a name of its own, since the pod it replaces may stay Terminating
-   while its node is unreachable. Workers beyond replicas are deleted (kubectl scale down).
+6. Missing objects are created at once (NetworkPolicy, Service with the Secret and the
+   PodDisruptionBudget, head, workers 0..replicas-1): a replacement gets the next attempt number and
+   a name of its own, since the pod it replaces may stay Terminating while its node is unreachable.
+   Workers beyond replicas are deleted (kubectl scale down), gracefully: the round holds the deletion
+   until the driver has let their groups go (``reconcile.leave``).
 7. Phase: Running when the head runs and enough workers are ready (at least elastic.minReplicas,
    or exactly replicas) and none is on its way; Rescaling while workers start or stop (a worker
    that cannot be scheduled is not on its way: the job runs at the smaller size, and the status
@@ -51,6 +53,11 @@ class CreateNetworkPolicy:
 
 
 @dataclass(frozen=True)
+class CreateDisruptionBudget:
+    """Create the PodDisruptionBudget that lets evictions take workers down to the minimum (with the Service)."""
+
+
+@dataclass(frozen=True)
 class CreatePod:
     role: Role
     index: int
@@ -61,6 +68,8 @@ class CreatePod:
 class DeletePod:
     name: str
     why: str
+    graceful: bool = False
+    """A scale-down: the driver lets the pod's group go first (``reconcile.leave``)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,15 @@ class DeleteJob:
     """ttlSecondsAfterFinished has passed: delete the TrainingJob (its pods go with it)."""
 
 
-Action = CreateService | CreateRayAuthSecret | CreateNetworkPolicy | CreatePod | DeletePod | DeleteJob
+Action = (
+    CreateService
+    | CreateRayAuthSecret
+    | CreateNetworkPolicy
+    | CreateDisruptionBudget
+    | CreatePod
+    | DeletePod
+    | DeleteJob
+)
 
 
 @dataclass(frozen=True)
@@ -262,7 +279,7 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
     if not observed.network_policy_exists:
         actions += (CreateNetworkPolicy(),)
     if not observed.service_exists:
-        actions += (CreateRayAuthSecret(), CreateService())
+        actions += (CreateRayAuthSecret(), CreateDisruptionBudget(), CreateService())
     if not holds(Role.HEAD, 0):
         actions += (CreatePod(Role.HEAD, 0, observed.next_attempt(Role.HEAD, 0)),)
     actions += tuple(
@@ -271,7 +288,7 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
         if not holds(Role.WORKER, i)
     )
     actions += tuple(
-        DeletePod(p.name, f"scaled down to {spec.replicas} workers")
+        DeletePod(p.name, f"scaled down to {spec.replicas} workers", graceful=True)
         for p in observed.workers
         if p.index >= spec.replicas and not p.terminating and p.name not in doomed
     )
@@ -287,7 +304,8 @@ def decide(job: TrainingJob, prior: TrainingJobStatus | None, observed: Observed
     before = prior.workers.desired if prior.workers is not None else spec.replicas
     if lost or notes:
         resize_reason = Reason.WORKER_LOST
-    elif spec.replicas < before:
+    elif spec.replicas < before or any(p.active and p.index >= spec.replicas for p in observed.workers):
+        # Workers beyond replicas: a scale-down still under way (its pods wait for their groups to leave).
         resize_reason = Reason.SCALED_DOWN
     else:
         resize_reason = Reason.SCALED_UP

@@ -18,6 +18,11 @@ from elastrain_trainer.config.base import ConfigModel
 PROGRESS_PATH = "/progress"
 #: The query parameter of ``GET /progress`` naming a pending export request (``?exportRequest=ID``).
 EXPORT_REQUEST_PARAM = "exportRequest"
+#: The query parameter of ``GET /progress`` naming the worker pods about to be deleted, by pod IP
+#: (``?leave=IP,IP``; empty: none). The newest poll's set replaces the last one.
+LEAVE_PARAM = "leave"
+#: Most addresses a report acknowledges as left.
+MAX_LEFT = 1000
 #: Longest export request id accepted (an annotation value is free text; the id travels in a URL and in status).
 MAX_REQUEST_ID = 128
 #: Warnings a report carries at most (the oldest are kept: they are the first signs).
@@ -97,6 +102,9 @@ class ProgressReport(ConfigModel):
     """Step of the exported weights."""
     export_request: ExportRequestReport | None = None
     """The newest export asked for while training, once served (``?exportRequest=ID`` on the poll)."""
+    left: list[str] = Field(default_factory=list, max_length=MAX_LEFT)
+    """Pod addresses the last poll named as leaving (``?leave=``) that hold no replica group any more: their
+    groups left at a step boundary (or never started), so the operator may delete those pods now."""
     message: str = ""
     """Why the driver failed, when state is Failed."""
     warnings: list[str] = Field(default_factory=list, max_length=MAX_WARNINGS)

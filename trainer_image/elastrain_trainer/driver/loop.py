@@ -47,6 +47,7 @@ from elastrain_trainer.driver.export_request import (
     served_requests,
 )
 from elastrain_trainer.driver.groups import GroupHandle, start_group
+from elastrain_trainer.driver.leave import LeavePause, LeaveRequests, decide_leave, leaving_nodes
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.pods import RayNodePods
@@ -95,6 +96,12 @@ class Driver:
         self.events: list[dict[str, Any]] = []
         self.export_requests = ExportRequests()
         """Exports asked for while training (the head's progress server fills it; served at a step boundary)."""
+        self.leave_requests = LeaveRequests()
+        """Pod addresses the operator is about to delete (the head's progress server fills it; see :mod:`.leave`)."""
+        self.left_nodes: set[str] = set()
+        """Ray nodes asked to leave: no group is started on them again."""
+        self._leave_handled: frozenset[str] = frozenset()
+        self.leave_pause = LeavePause()
         self.story = StoryLog()
         """The events as log lines, as they happen (what ``kubectl logs`` on the head shows)."""
         self.data_report: DataReport | None = self._check_data(data_report)
@@ -163,8 +170,9 @@ class Driver:
         for group_id, group in list(self.groups.items()):
             if group.node_id not in alive:
                 self.lose_group(group_id, reason="node gone")
-        busy = {g.node_id for g in self.groups.values()}
-        free = [node_id for node_id in sorted(alive) if node_id not in busy]
+        busy = {g.node_id for g in self.groups.values()} | self.left_nodes
+        leaving = self.leave_requests.asked()
+        free = [n for n in sorted(alive) if n not in busy and self.pods.pod_address(alive[n]) not in leaving]
         if not free:
             return
         resume_step: int | None = None
@@ -220,6 +228,25 @@ class Driver:
             self.step_errors.append(f"{group_id}: {cause}")
         if reason != STATE_LOST_REASON:  # the driver's decision to restore, not the group's failure
             self._count_node_loss(group.node_id, reason)
+
+    def leave_on_request(self) -> None:
+        """Between steps, remove the groups of the pods the operator is about to delete (see :mod:`.leave`)."""
+        asked = self.leave_requests.asked()
+        if asked == self._leave_handled:
+            return  # reconcile starts no group at an asked address: nothing new to remove
+        self._leave_handled = asked
+        addresses = {node_id: self.pods.pod_address(node) for node_id, node in self.pods.alive().items()}
+        self.left_nodes |= leaving_nodes(asked, addresses)
+        decision = decide_leave(asked, {g: addresses.get(h.node_id, "") for g, h in self.groups.items()})
+        for group_id in decision.remove:
+            group = self.groups.pop(group_id)
+            group.kill()
+            self.throughput.pop(group_id, None)
+            self.ledger.give_back_group(group_id)  # between steps: nothing of it is in flight
+            self._ahead = {}
+            self.event("group_left", group=group_id, node=group.node_id, address=addresses.get(group.node_id))
+        self.leave_pause.left(decision.remove)
+        self.leave_requests.done(decision.done)
 
     def _give_up_on_step_errors(self) -> None:
         give_up = decide_step_give_up(self.step_errors, limit=self.options.max_step_errors)
@@ -349,6 +376,7 @@ class Driver:
                 hook(self, self.step)
             self._give_up_on_step_errors()
             self._give_up_on_checkpoints()
+            self.leave_on_request()
             self.reconcile()
             self._poll_setup()
             ready = sum(1 for g in self.groups.values() if g.ready)
@@ -368,6 +396,9 @@ class Driver:
             metrics = self._train(members)
             if metrics is not None:
                 self.metrics.append(metrics)
+                settled = self.leave_pause.committed(metrics.wall_time) if metrics.committed else None
+                if settled is not None:
+                    self.event("leave_settled", **settled)
                 self.export_on_request(metrics.committed)
                 if on_step is not None:
                     on_step(metrics)

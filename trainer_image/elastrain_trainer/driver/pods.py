@@ -29,6 +29,10 @@ class RayNodePods:
     def address(node: dict[str, Any]) -> str:
         return str(node["NodeManagerAddress"])
 
+    def pod_address(self, node: dict[str, Any]) -> str:
+        """The pod's IP, by which the operator names a pod about to leave (``driver.leave``)."""
+        return self.address(node)
+
     def ray_node_id(self, pod_id: str) -> str:
         """The Ray node a pod's group runs on: the pod's own node."""
         return pod_id

@@ -66,6 +66,13 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
                 f"group failing: node {_node(data.get('node'))} lost {data.get('losses')} groups in a row "
                 f"(last: {data.get('reason', '')}); training goes on without its share"
             )
+        case "group_left":
+            return f"group left: {g} at step {step}, its pod asked to leave (scale-down)"
+        case "leave_settled":
+            return (
+                f"leave settled: {', '.join(data.get('groups', []))} gone; the others paused "
+                f"{float(data.get('pause_seconds', 0.0)):.2f} s between steps{at}"
+            )
         case "quorum_timeout":
             return f"quorum timeout{at}: answered {data.get('answered')}, still waiting for {data.get('waiting')}"
         case "quorum_abandoned":

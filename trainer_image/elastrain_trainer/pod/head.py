@@ -112,6 +112,7 @@ def run_head(contract: PodContract) -> int:
     from elastrain_trainer.data.checks import check_data
     from elastrain_trainer.driver import Driver, DriverOptions
     from elastrain_trainer.driver.export_request import ExportRequests
+    from elastrain_trainer.driver.leave import LeaveRequests
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
     from elastrain_trainer.driver.story import warnings_of
     from elastrain_trainer.metrics import StepMetrics
@@ -122,7 +123,13 @@ def run_head(contract: PodContract) -> int:
     checkpoint = contract.checkpoint
     board = ProgressBoard(cfg.steps)
     requests = ExportRequests()  # the operator's poll names a pending export request; the driver serves it
-    server = ProgressServer(board, ip, contract.progress_port, on_export_request=requests.ask)
+    leaves = LeaveRequests()  # the operator's poll names the pods it is about to delete; their groups leave
+
+    def on_leave(addresses: tuple[str, ...]) -> None:
+        leaves.ask(addresses)
+        board.update(left=leaves.acknowledged())
+
+    server = ProgressServer(board, ip, contract.progress_port, on_export_request=requests.ask, on_leave=on_leave)
     ray_process: subprocess.Popen[bytes] | None = None
     driver: Any = None
     code = 1
@@ -144,6 +151,7 @@ def run_head(contract: PodContract) -> int:
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
         driver = Driver(cfg, options, data_report=data_report)
         driver.export_requests = requests
+        driver.leave_requests = leaves
         board.update(warnings=warnings_of(driver.events))  # data warnings: before the first step
         log.info(
             "driver up: lighthouse %s, waiting for %d worker pod(s)", driver.lighthouse.address, options.start_groups

@@ -16,14 +16,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from elastrain_trainer.config.progress import EXPORT_REQUEST_PARAM, PROGRESS_PATH, ProgressReport, TrainerState
+from elastrain_trainer.config.progress import (
+    EXPORT_REQUEST_PARAM,
+    LEAVE_PARAM,
+    PROGRESS_PATH,
+    ProgressReport,
+    TrainerState,
+)
+
+
+def _query(path: str) -> dict[str, list[str]]:
+    return parse_qs(path.split("?", 1)[1] if "?" in path else "", keep_blank_values=True)
 
 
 def export_request_of(path: str) -> str | None:
     """The export request id a poll names (``/progress?exportRequest=ID``), or None."""
-    query = path.split("?", 1)[1] if "?" in path else ""
-    values = parse_qs(query).get(EXPORT_REQUEST_PARAM, [])
+    values = [v for v in _query(path).get(EXPORT_REQUEST_PARAM, []) if v]
     return values[-1] if values else None
+
+
+def leave_of(path: str) -> tuple[str, ...] | None:
+    """The leaving pod addresses a poll names (``/progress?leave=IP,IP``; ``leave=``: none), or None without it."""
+    values = _query(path).get(LEAVE_PARAM)
+    if values is None:
+        return None
+    return tuple(a for a in values[-1].split(",") if a)
 
 
 class ProgressBoard:
@@ -58,9 +75,15 @@ class ProgressServer:
     """Serves a :class:`ProgressBoard` on ``host:port`` from a daemon thread."""
 
     def __init__(
-        self, board: ProgressBoard, host: str, port: int, on_export_request: Callable[[str], object] | None = None
+        self,
+        board: ProgressBoard,
+        host: str,
+        port: int,
+        on_export_request: Callable[[str], object] | None = None,
+        on_leave: Callable[[tuple[str, ...]], object] | None = None,
     ) -> None:
-        """``on_export_request(id)``: called when a poll names an export request (the driver's mailbox)."""
+        """``on_export_request(id)``: called when a poll names an export request (the driver's mailbox);
+        ``on_leave(addresses)``: called when a poll names the leaving pods, before the report is served."""
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -70,6 +93,9 @@ class ProgressServer:
                 request = export_request_of(self.path)
                 if request is not None and on_export_request is not None:
                     on_export_request(request)
+                leaving = leave_of(self.path)
+                if leaving is not None and on_leave is not None:
+                    on_leave(leaving)
                 body = board.served()
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", "application/json")
