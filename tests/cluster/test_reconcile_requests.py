@@ -193,8 +193,8 @@ def test_an_idle_running_job_costs_no_request_and_a_job_life_few(
     life = _named(cluster, operator_account, namespace) - start
     print("start-up:", dict(start), "\ncreate:", dict(created), "\nlife:", dict(life))
     # A job's life is writes only: no list, no watch (none renewed), no get.
-    # The Secret, the NetworkPolicy, the PodDisruptionBudget, the Service, head + 2 workers, the lost pods' deletions and replacements,
-    # a 3rd worker.
+    # The Secret, the NetworkPolicy, the PodDisruptionBudget, the Service, head + 2 workers, the lost pods'
+    # deletions and replacements, a 3rd worker.
     assert life["create secrets"] == life["create networkpolicies"] == life["create services"] == 1, life
     assert life["create poddisruptionbudgets"] == 1, life
     assert life["create pods"] == 3 + lost + 1, life
