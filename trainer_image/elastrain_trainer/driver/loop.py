@@ -56,6 +56,7 @@ from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
 from elastrain_trainer.driver.story import StoryLog
+from elastrain_trainer.driver.watchdog import StepTimes, compute_hang_bounds
 from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
@@ -132,6 +133,8 @@ class Driver:
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
         self._ahead: dict[str, QuorumInfo] = {}
         """The next step's quorum, as the last step's members formed it right after it (pipelined control)."""
+        self.step_times = StepTimes(window=options.hang.window)
+        """Recent committed step times per group: the step watchdog's measure of the job's pace."""
 
     def _check_data(self, report: DataReport | None) -> DataReport | None:
         """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
@@ -211,6 +214,7 @@ class Driver:
             return
         group.kill()
         self.throughput.pop(group_id, None)
+        self.step_times.forget(group_id)
         # Lost while training a step: its pieces of that step are settled with the step (see driver/train.py).
         self.ledger.give_back_group(group_id, during_step=self._training_step)
         self.event("group_lost", group=group_id, reason=reason, during_step=self._training_step)
@@ -294,12 +298,14 @@ class Driver:
                 lose_group=self.lose_group,
                 event=self.event,
                 quorum_after=self.options.quorum_ahead and step + 1 < self.cfg.steps,
+                hang_bounds=self._hang_bounds(members),
             )
         finally:
             self._training_step = None
         self._ahead = outcome.ahead
         if outcome.committed:
             self.step = step + 1
+            self.step_times.record({g: max(r.step_seconds for r in rs) for g, rs in outcome.results.items() if rs})
             # Training goes on: a node whose groups keep failing set-up costs only its own share.
             self.setup_errors.clear()
             self.step_errors.clear()
@@ -317,6 +323,15 @@ class Driver:
         evaluate = (lambda: self._evaluate(sorted(outcome.results)[0])) if due else None
         return measure_step(
             outcome, compression=self.compression, evaluate=evaluate, start_time=self.start_time, event=self.event
+        )
+
+    def _hang_bounds(self, members: dict[str, QuorumInfo]) -> dict[str, float]:
+        """The step watchdog's bound of every member (see :mod:`.watchdog`)."""
+        return compute_hang_bounds(
+            members,
+            self.step_times.by_group(),
+            committed_steps=self.step_times.committed_steps,
+            policy=self.options.hang,
         )
 
     def _evaluate(self, group_id: str) -> float | None:

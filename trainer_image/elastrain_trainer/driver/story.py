@@ -23,6 +23,7 @@ log = logging.getLogger("elastrain.driver")
 WARNING_KINDS = frozenset(
     {
         "group_lost",
+        "group_hung",
         "quorum_timeout",
         "quorum_abandoned",
         "train_timeout",
@@ -61,6 +62,11 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
             during = data.get("during_step")
             when = f" during step {during}" if during is not None else at
             return f"group lost: {g}{when}: {data.get('reason', '')}"
+        case "group_hung":
+            return (
+                f"group hung: {g}{at}: no step result after {float(data.get('waited_seconds', 0.0)):.1f} s "
+                f"(watchdog bound {float(data.get('bound_seconds', 0.0)):.1f} s); fencing it"
+            )
         case "group_failing":
             return (
                 f"group failing: node {_node(data.get('node'))} lost {data.get('losses')} groups in a row "
