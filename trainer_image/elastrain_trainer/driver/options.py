@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from elastrain_trainer.config import FaultToleranceConfig
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.driver.lighthouse import LighthouseOptions
 from elastrain_trainer.driver.watchdog import HangPolicy
@@ -116,6 +117,26 @@ class DriverOptions:
             "timeouts": self.timeouts,
             **(self.worker_seam.kwargs if self.worker_seam is not None else {}),
         }
+
+
+def apply_fault_tolerance(options: DriverOptions, spec: FaultToleranceConfig) -> DriverOptions:
+    """``options`` with the step watchdog and every timeout ``spec.faultTolerance`` sets."""
+    return replace(
+        options,
+        hang=replace(
+            options.hang,
+            factor=spec.hang_factor,
+            floor_seconds=spec.hang_floor_seconds,
+            startup_seconds=spec.hang_startup_seconds,
+        ),
+        timeouts=replace(
+            options.timeouts,
+            collective_seconds=spec.collective_timeout_seconds,
+            quorum_seconds=spec.quorum_timeout_seconds,
+        ),
+        lighthouse=replace(options.lighthouse, heartbeat_timeout_ms=round(spec.heartbeat_timeout_seconds * 1000)),
+        step_timeout_seconds=spec.step_timeout_seconds,
+    )
 
 
 @dataclass

@@ -113,6 +113,7 @@ def run_head(contract: PodContract) -> int:
     from elastrain_trainer.driver import Driver, DriverOptions
     from elastrain_trainer.driver.export_request import ExportRequests
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
+    from elastrain_trainer.driver.options import apply_fault_tolerance
     from elastrain_trainer.driver.story import warnings_of
     from elastrain_trainer.metrics import StepMetrics
 
@@ -139,6 +140,7 @@ def run_head(contract: PodContract) -> int:
             start_groups=contract.min_workers,
             max_step_errors=max_step_errors(),
         )
+        options = apply_fault_tolerance(options, contract.fault_tolerance)
         data_report = check_data(cfg)  # before Ray starts: bad data fails the job in seconds
         ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
