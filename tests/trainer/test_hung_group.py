@@ -30,15 +30,17 @@ HANG = HangPolicy(factor=10.0, floor_seconds=2.0, startup_seconds=60.0, warmup_s
 WAIT_SECONDS = 180.0
 
 
-def wait_for_replacement_before(last_steps: int, total: int) -> Hook:
+def wait_for_replacement_before(last_steps: int, total: int, out: list[tuple[int, str | None]]) -> Hook:
     """A ``Driver.run`` hook: before the last ``last_steps`` steps, block until two groups are ready again.
 
-    The survivor trains alone meanwhile; the replacement then heals and trains the last steps.
+    The survivor trains alone meanwhile; the replacement then heals and trains the last steps. ``out``
+    gets the pods out of the quorum, and why, as the driver reports them then.
     """
 
     def hook(driver: Driver, step: int) -> None:
         if step != total - last_steps:
             return
+        out.append((driver.out_of_quorum.count, driver.out_of_quorum.last_reason))
         deadline = time.monotonic() + WAIT_SECONDS
         while sum(1 for g in driver.groups.values() if g.ready) < 2:
             assert time.monotonic() < deadline, f"no replacement group after {WAIT_SECONDS} s: {driver.events}"
@@ -53,8 +55,9 @@ def test_frozen_group_is_fenced_by_the_watchdog_and_the_survivor_commits_alone(t
     cfg = tiny_config(steps=14, globalBatchSize=16, data={"syntheticTokens": 1024, "numShards": 4})
     options = fast_options(start_groups=2, hang=HANG, stop_in_step=StopInStep(VICTIM, FAULT_STEP))
     driver = Driver(cfg, options)
+    out: list[tuple[int, str | None]] = []
     try:
-        result = driver.run(hook=wait_for_replacement_before(3, cfg.steps))
+        result = driver.run(hook=wait_for_replacement_before(3, cfg.steps, out))
     finally:
         driver.shutdown()
     summary = build_summary(
@@ -89,6 +92,8 @@ def test_frozen_group_is_fenced_by_the_watchdog_and_the_survivor_commits_alone(t
     # The survivor committed the step again alone, then a new group on the same pod healed and joined.
     assert after and after[0].groups == 1 and after[0].step == FAULT_STEP + 1, story
     assert set(result.committed[FAULT_STEP]) == {SURVIVOR}, story
+    # Meanwhile the victim's pod was reported out of the quorum, hung; back in once its new group trained.
+    assert out == [(1, "WorkerHung")] and driver.out_of_quorum.count == 0, (out, driver.out_of_quorum)
     healed = [e["group"] for e in events if e["kind"] == "group_healed"]
     assert "group3" in healed and set(result.committed[-1]) == {SURVIVOR, "group3"}, story
     # Every sample trained exactly once: the frozen group's pieces of the failed step went back to the ledger.

@@ -49,6 +49,7 @@ from elastrain_trainer.driver.export_request import (
 from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
+from elastrain_trainer.driver.out_of_quorum import OutOfQuorum
 from elastrain_trainer.driver.pods import RayNodePods
 from elastrain_trainer.driver.quorum import decide_ahead, form_quorum
 from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
@@ -56,7 +57,7 @@ from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
 from elastrain_trainer.driver.story import StoryLog
-from elastrain_trainer.driver.watchdog import StepTimes, compute_hang_bounds
+from elastrain_trainer.driver.watchdog import HUNG_REASON, StepTimes, compute_hang_bounds
 from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
@@ -74,6 +75,8 @@ __all__ = [
 
 #: Seconds between polls while waiting for groups to start.
 POLL_SECONDS = 0.05
+#: Why a group whose node left the Ray cluster is lost.
+NODE_GONE_REASON = "node gone"
 
 Hook = Callable[["Driver", int], None]
 
@@ -135,6 +138,8 @@ class Driver:
         """The next step's quorum, as the last step's members formed it right after it (pipelined control)."""
         self.step_times = StepTimes(window=options.hang.window)
         """Recent committed step times per group: the step watchdog's measure of the job's pace."""
+        self.out_of_quorum = OutOfQuorum()
+        """Worker pods whose group was dropped and has not trained since (reported to the operator)."""
 
     def _check_data(self, report: DataReport | None) -> DataReport | None:
         """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
@@ -165,7 +170,7 @@ class Driver:
         alive = self.pods.alive()
         for group_id, group in list(self.groups.items()):
             if group.node_id not in alive:
-                self.lose_group(group_id, reason="node gone")
+                self.lose_group(group_id, reason=NODE_GONE_REASON)
         busy = {g.node_id for g in self.groups.values()}
         free = [node_id for node_id in sorted(alive) if node_id not in busy]
         if not free:
@@ -224,6 +229,9 @@ class Driver:
             self.step_errors.append(f"{group_id}: {cause}")
         if reason != STATE_LOST_REASON:  # the driver's decision to restore, not the group's failure
             self._count_node_loss(group.node_id, reason)
+            self.out_of_quorum.dropped(
+                group.node_id, hung=reason.startswith(HUNG_REASON), node_gone=reason == NODE_GONE_REASON
+            )
 
     def _give_up_on_step_errors(self) -> None:
         give_up = decide_step_give_up(self.step_errors, limit=self.options.max_step_errors)
@@ -314,6 +322,7 @@ class Driver:
                 if node_id is not None:
                     self.node_losses.pop(node_id, None)
                     self.node_reported.discard(node_id)
+                    self.out_of_quorum.trained([node_id])
         train.record_group_results(
             outcome, throughput=self.throughput, checkpoints=self.checkpoint_health, event=self.event
         )

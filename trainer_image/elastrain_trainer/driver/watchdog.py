@@ -88,6 +88,10 @@ def compute_collective_timeout(bounds: Mapping[str, float], *, configured_second
     return min([configured_seconds, *bounds.values()])
 
 
+#: How the reason of a group lost by the watchdog begins (``group_lost`` events, :class:`Hung`).
+HUNG_REASON = "hung"
+
+
 @dataclass(frozen=True)
 class Hung:
     """A member of the step judged hung: fence it."""
@@ -98,7 +102,7 @@ class Hung:
 
     def describe(self) -> str:
         return (
-            f"hung: no step result after {self.waited_seconds:.1f} s while the others answered "
+            f"{HUNG_REASON}: no step result after {self.waited_seconds:.1f} s while the others answered "
             f"(watchdog bound {self.bound_seconds:.1f} s)"
         )
 

@@ -165,6 +165,8 @@ def run_head(contract: PodContract) -> int:
                 tokens_per_second=m.tokens_per_second,
                 groups=m.groups,
                 world_size=m.world_size,
+                groups_out=driver.out_of_quorum.count,
+                groups_out_reason=driver.out_of_quorum.last_reason,
                 last_checkpoint_step=newest_checkpoint(driver.events),
                 checkpoint_failure=driver.checkpoint_health.report(),
                 export_request=export_request_report(driver.events),
