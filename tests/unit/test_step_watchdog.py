@@ -12,6 +12,7 @@ from elastrain_trainer.driver.watchdog import (
     compute_hang_bound,
     compute_hang_bounds,
     decide_hung,
+    decide_stalled,
 )
 
 POLICY = HangPolicy(factor=10.0, floor_seconds=10.0, startup_seconds=60.0, warmup_steps=20)
@@ -87,4 +88,24 @@ def test_decide_hung(waited: float, pending: set[str], members: set[str], hung: 
 
 def test_hung_reason_names_the_wait_and_the_bound() -> None:
     reason = Hung("group1", 12.34, 10.0).describe()
-    assert reason.startswith("hung: ") and "12.3 s" in reason and "bound 10.0 s" in reason
+    assert reason.startswith("hung: no step result after 12.3 s") and "bound 10.0 s" in reason
+
+
+@pytest.mark.parametrize(
+    ("called_at", "last_commit_at", "now", "hung"),
+    [
+        pytest.param({"a": 100.0}, None, 200.0, [], id="nothing-committed-yet-nobody-hung"),
+        pytest.param({"a": 100.0}, 99.0, 200.0, [], id="no-step-committed-since-it-asked-it-holds-the-step"),
+        pytest.param({"a": 100.0}, 101.0, 105.0, [], id="committed-without-it-but-within-bound"),
+        pytest.param({"a": 100.0}, 101.0, 111.0, ["a"], id="committed-without-it-past-bound-hung"),
+        pytest.param({"a": 100.0, "c": 100.0}, 101.0, 111.0, ["a"], id="each-its-own-bound"),
+        pytest.param({"x": 100.0}, 101.0, 200.0, [], id="no-bound-never-hung"),
+    ],
+)
+def test_decide_stalled_quorum_calls(
+    called_at: dict[str, float], last_commit_at: float | None, now: float, hung: list[str]
+) -> None:
+    verdicts = decide_stalled(called_at, now=now, last_commit_at=last_commit_at, bounds=BOUNDS)
+    assert [v.group_id for v in verdicts] == hung
+    assert all(v.phase == "quorum" and v.waited_seconds == now - called_at[v.group_id] for v in verdicts)
+    assert all(v.describe().startswith("hung: no quorum answer after ") for v in verdicts)

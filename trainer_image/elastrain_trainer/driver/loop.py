@@ -22,7 +22,7 @@ or steps keep raising with no step committed stop it too (:mod:`~elastrain_train
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from elastrain_trainer.checkpoint import CheckpointStore
@@ -51,13 +51,13 @@ from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
 from elastrain_trainer.driver.out_of_quorum import OutOfQuorum
 from elastrain_trainer.driver.pods import RayNodePods
-from elastrain_trainer.driver.quorum import decide_ahead, form_quorum
+from elastrain_trainer.driver.quorum import QUORUM_CALLED_AT, decide_ahead, form_quorum
 from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
 from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
 from elastrain_trainer.driver.story import StoryLog
-from elastrain_trainer.driver.watchdog import HUNG_REASON, StepTimes, compute_hang_bounds
+from elastrain_trainer.driver.watchdog import HUNG_REASON, StepTimes, compute_hang_bounds, decide_stalled
 from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
@@ -139,6 +139,8 @@ class Driver:
         self.step_times = StepTimes(window=options.hang.window)
         """Recent committed step times per group: the step watchdog's measure of the job's pace."""
         self.out_of_quorum = OutOfQuorum()
+        self.last_commit_at: float | None = None
+        """When the newest step committed (monotonic): the step watchdog's measure between steps."""
         """Worker pods whose group was dropped and has not trained since (reported to the operator)."""
 
     def _check_data(self, report: DataReport | None) -> DataReport | None:
@@ -313,6 +315,7 @@ class Driver:
         self._ahead = outcome.ahead
         if outcome.committed:
             self.step = step + 1
+            self.last_commit_at = time.monotonic()
             self.step_times.record({g: max(r.step_seconds for r in rs) for g, rs in outcome.results.items() if rs})
             # Training goes on: a node whose groups keep failing set-up costs only its own share.
             self.setup_errors.clear()
@@ -334,7 +337,7 @@ class Driver:
             outcome, compression=self.compression, evaluate=evaluate, start_time=self.start_time, event=self.event
         )
 
-    def _hang_bounds(self, members: dict[str, QuorumInfo]) -> dict[str, float]:
+    def _hang_bounds(self, members: Collection[str]) -> dict[str, float]:
         """The step watchdog's bound of every member (see :mod:`.watchdog`)."""
         return compute_hang_bounds(
             members,
@@ -342,6 +345,26 @@ class Driver:
             committed_steps=self.step_times.committed_steps,
             policy=self.options.hang,
         )
+
+    def _fence_stalled(self) -> None:
+        """Fence the groups the step watchdog finds hung between steps (their quorum call never answered)."""
+        called = {
+            g.group_id: g.info[QUORUM_CALLED_AT]
+            for g in self.groups.values()
+            if g.quorum_refs is not None and QUORUM_CALLED_AT in g.info
+        }
+        if not called or self.last_commit_at is None:
+            return
+        bounds = self._hang_bounds(called)
+        for hung in decide_stalled(called, now=time.monotonic(), last_commit_at=self.last_commit_at, bounds=bounds):
+            self.event(
+                "group_hung",
+                group=hung.group_id,
+                phase=hung.phase,
+                waited_seconds=hung.waited_seconds,
+                bound_seconds=hung.bound_seconds,
+            )
+            self.lose_group(hung.group_id, reason=hung.describe())
 
     def _evaluate(self, group_id: str) -> float | None:
         """Mean held-out loss of one group (all groups hold the same parameters after a committed step)."""
@@ -375,6 +398,7 @@ class Driver:
             self._give_up_on_checkpoints()
             self.reconcile()
             self._poll_setup()
+            self._fence_stalled()
             ready = sum(1 for g in self.groups.values() if g.ready)
             if not ready or (not self.committed and ready < self.options.start_groups):
                 time.sleep(POLL_SECONDS)

@@ -64,7 +64,8 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
             return f"group lost: {g}{when}: {data.get('reason', '')}"
         case "group_hung":
             return (
-                f"group hung: {g}{at}: no step result after {float(data.get('waited_seconds', 0.0)):.1f} s "
+                f"group hung: {g}{at}: no {'quorum answer' if data.get('phase') == 'quorum' else 'step result'} after "
+                f"{float(data.get('waited_seconds', 0.0)):.1f} s "
                 f"(watchdog bound {float(data.get('bound_seconds', 0.0)):.1f} s); fencing it"
             )
         case "group_failing":

@@ -13,6 +13,10 @@ ledger) and they answer. A member still without an answer past its bound while a
 step has answered is hung (:func:`decide_hung`): the driver fences it (kills its ranks) and the others
 form the next quorum without it. When no member has answered the wait goes on: either the others'
 collective timeout answers them, or every group is stuck and the step timeout applies as before.
+
+A group hung between steps (its ``quorum`` call never answers) is left out of the quorum by the others;
+once a step committed without it after it asked, and its call is older than its bound, it is hung too
+(:func:`decide_stalled`).
 """
 
 from __future__ import annotations
@@ -100,9 +104,13 @@ class Hung:
     waited_seconds: float
     bound_seconds: float
 
+    phase: str = "train"
+    """The call that hung: ``train`` (its step) or ``quorum`` (between steps)."""
+
     def describe(self) -> str:
+        answer = "step result" if self.phase == "train" else "quorum answer"
         return (
-            f"{HUNG_REASON}: no step result after {self.waited_seconds:.1f} s while the others answered "
+            f"{HUNG_REASON}: no {answer} after {self.waited_seconds:.1f} s while the others went on "
             f"(watchdog bound {self.bound_seconds:.1f} s)"
         )
 
@@ -126,4 +134,19 @@ def decide_hung(
         Hung(group_id, waited_seconds, bounds[group_id])
         for group_id in sorted(pending)
         if group_id in bounds and waited_seconds > bounds[group_id] and (others_moved_on or alone)
+    ]
+
+
+def decide_stalled(
+    called_at: Mapping[str, float], *, now: float, last_commit_at: float | None, bounds: Mapping[str, float]
+) -> list[Hung]:
+    """Groups whose ``quorum`` call (made at ``called_at``, monotonic seconds) is hung.
+
+    Hung when older than its bound and a step committed without the group after it asked (a group that
+    asked just after a quorum formed is in the next one; one that is healing holds the step up instead).
+    """
+    return [
+        Hung(group_id, now - at, bounds[group_id], phase="quorum")
+        for group_id, at in sorted(called_at.items())
+        if group_id in bounds and last_commit_at is not None and last_commit_at > at and now - at > bounds[group_id]
     ]
