@@ -4,10 +4,10 @@ A hung group (a collective that never returns, a process frozen, a host wedged i
 its pod Running and, in a real NCCL hang, its heartbeat thread alive; so it is judged by progress,
 never by heartbeats. A step may take ``max(factor x the median of the other groups' recent step
 times, floor_seconds)``; before ``warmup_steps`` committed steps (nothing to compare yet, the first
-steps warm up) it may take ``startup_seconds``.
+steps warm up) it may take ``startup_seconds``, and so may the first step of a group that just joined.
 
-Every member's cross-group collective of a step times out at its bound too (the driver passes it in
-the step's plan, :func:`compute_collective_timeout`), so when one member hangs the others' reduction
+Every member's cross-group collective of a step times out at the loosest member bound too (the driver
+passes it in the step's plan, :func:`compute_collective_timeout`), so when one member hangs the others' reduction
 errors out through torchft's error path (the step is not committed, its samples go back to the
 ledger) and they answer. A member still without an answer past its bound while another member of the
 step has answered is hung (:func:`decide_hung`): the driver fences it (kills its ranks) and the others
@@ -77,19 +77,23 @@ def compute_hang_bound(others: Iterable[float], *, committed_steps: int, policy:
 def compute_hang_bounds(
     members: Collection[str], times: Mapping[str, list[float]], *, committed_steps: int, policy: HangPolicy
 ) -> dict[str, float]:
-    """Each member's bound from the other groups' times (its own when it trains alone)."""
+    """Each member's bound from the other groups' times (its own when it trains alone).
+
+    A member that has not committed a step yet (a group that just joined: its first step may warm up)
+    gets the start-up bound.
+    """
     bounds: dict[str, float] = {}
     for group_id in members:
         others = [t for other, ts in times.items() if other != group_id for t in ts]
-        bounds[group_id] = compute_hang_bound(
-            others or times.get(group_id, []), committed_steps=committed_steps, policy=policy
-        )
+        known = committed_steps if group_id in times else 0
+        bounds[group_id] = compute_hang_bound(others or times.get(group_id, []), committed_steps=known, policy=policy)
     return bounds
 
 
 def compute_collective_timeout(bounds: Mapping[str, float], *, configured_seconds: float) -> float:
-    """The step's cross-group collective timeout: the tightest member bound, never past the configured one."""
-    return min([configured_seconds, *bounds.values()])
+    """The step's cross-group collective timeout: the loosest member bound (the collective waits for the
+    slowest member, which may take that long), never past the configured one."""
+    return min(configured_seconds, max(bounds.values(), default=configured_seconds))
 
 
 #: How the reason of a group lost by the watchdog begins (``group_lost`` events, :class:`Hung`).
