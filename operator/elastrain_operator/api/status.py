@@ -62,8 +62,8 @@ class WorkersStatus(ConfigModel):
     world_size: int = Field(0, ge=0)
     """Processes training right now: participating groups x acceleratorsPerWorker."""
     unhealthy: int | None = Field(None, ge=0)
-    """Worker pods Running but out of training: their replica group was dropped by the driver (hung or
-    crashed) and is being restarted; not counted in ready."""
+    """Worker pods Running but out of training: the driver fenced their hung replica group and is
+    restarting it; not counted in ready."""
 
 
 class ProgressStatus(ConfigModel):

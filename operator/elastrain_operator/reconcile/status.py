@@ -75,7 +75,7 @@ def _was_training(prior: TrainingJobStatus) -> bool:
 def count_workers(pods_ready: int, *, report: ProgressReport | None, prior: TrainingJobStatus) -> tuple[int, int]:
     """(ready, unhealthy): worker pods training, and pods Running but out of the driver's quorum.
 
-    The driver reports the pods whose group it dropped (hung, crashed) and that have not trained since;
+    The driver reports the pods whose group it fenced as hung and that have not trained since;
     they are ready pods that do not train. A round without a report keeps the last count.
     """
     last = (prior.workers.unhealthy or 0) if prior.workers is not None else 0

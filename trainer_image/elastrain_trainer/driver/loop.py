@@ -170,6 +170,7 @@ class Driver:
     def reconcile(self) -> None:
         """Start a group on every worker node without one; restore from a checkpoint if none is alive."""
         alive = self.pods.alive()
+        self.out_of_quorum.keep(alive)
         for group_id, group in list(self.groups.items()):
             if group.node_id not in alive:
                 self.lose_group(group_id, reason=NODE_GONE_REASON)
@@ -231,9 +232,7 @@ class Driver:
             self.step_errors.append(f"{group_id}: {cause}")
         if reason != STATE_LOST_REASON:  # the driver's decision to restore, not the group's failure
             self._count_node_loss(group.node_id, reason)
-            self.out_of_quorum.dropped(
-                group.node_id, hung=reason.startswith(HUNG_REASON), node_gone=reason == NODE_GONE_REASON
-            )
+            self.out_of_quorum.dropped(group.node_id, hung=reason.startswith(HUNG_REASON))
 
     def _give_up_on_step_errors(self) -> None:
         give_up = decide_step_give_up(self.step_errors, limit=self.options.max_step_errors)
