@@ -46,6 +46,8 @@ def test_bounds_come_from_the_other_groups_and_a_lone_group_from_its_own() -> No
     assert alone == {"a": 30.0}
     joined = compute_hang_bounds(["a", "d"], times, committed_steps=20, policy=POLICY)
     assert joined == {"a": 20.0, "d": 60.0}  # a group without a committed step yet may warm up
+    saving = compute_hang_bounds(["a", "b"], times, committed_steps=20, policy=POLICY, slow=["b"])
+    assert saving == {"a": 20.0, "b": 60.0}  # a group saving a checkpoint in this step may take longer
 
 
 def test_step_times_keep_a_window_per_group_and_forget_lost_groups() -> None:

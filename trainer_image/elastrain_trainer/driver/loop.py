@@ -307,7 +307,7 @@ class Driver:
                 lose_group=self.lose_group,
                 event=self.event,
                 quorum_after=self.options.quorum_ahead and step + 1 < self.cfg.steps,
-                hang_bounds=self._hang_bounds(members),
+                hang_bounds=self._hang_bounds(members, slow=[checkpoint_group] if checkpoint_group else []),
             )
         finally:
             self._training_step = None
@@ -336,13 +336,14 @@ class Driver:
             outcome, compression=self.compression, evaluate=evaluate, start_time=self.start_time, event=self.event
         )
 
-    def _hang_bounds(self, members: Collection[str]) -> dict[str, float]:
-        """The step watchdog's bound of every member (see :mod:`.watchdog`)."""
+    def _hang_bounds(self, members: Collection[str], *, slow: Collection[str] = ()) -> dict[str, float]:
+        """The step watchdog's bound of every member (see :mod:`.watchdog`); ``slow``: members saving a checkpoint."""
         return compute_hang_bounds(
             members,
             self.step_times.by_group(),
             committed_steps=self.step_times.committed_steps,
             policy=self.options.hang,
+            slow=slow,
         )
 
     def _fence_stalled(self) -> None:

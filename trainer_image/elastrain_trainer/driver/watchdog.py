@@ -75,17 +75,22 @@ def compute_hang_bound(others: Iterable[float], *, committed_steps: int, policy:
 
 
 def compute_hang_bounds(
-    members: Collection[str], times: Mapping[str, list[float]], *, committed_steps: int, policy: HangPolicy
+    members: Collection[str],
+    times: Mapping[str, list[float]],
+    *,
+    committed_steps: int,
+    policy: HangPolicy,
+    slow: Collection[str] = (),
 ) -> dict[str, float]:
     """Each member's bound from the other groups' times (its own when it trains alone).
 
-    A member that has not committed a step yet (a group that just joined: its first step may warm up)
-    gets the start-up bound.
+    A member that has not committed a step yet (a group that just joined: its first step may warm up),
+    or one in ``slow`` (it saves a checkpoint in this step), gets the start-up bound.
     """
     bounds: dict[str, float] = {}
     for group_id in members:
         others = [t for other, ts in times.items() if other != group_id for t in ts]
-        known = committed_steps if group_id in times else 0
+        known = committed_steps if group_id in times and group_id not in slow else 0
         bounds[group_id] = compute_hang_bound(others or times.get(group_id, []), committed_steps=known, policy=policy)
     return bounds
 
