@@ -41,8 +41,8 @@ from elastrain_trainer.driver.story import LogRateLimit, StoryLog, describe_even
         ),
         (
             "group_hung",
-            {"group": "group1", "step": 9, "phase": "quorum", "waited_seconds": 12.0, "bound_seconds": 10.0},
-            "group hung: group1 at step 9: no quorum answer after 12.0 s (watchdog bound 10.0 s); fencing it",
+            {"group": "g1", "node": "n2", "step": 9, "phase": "quorum", "waited_seconds": 12.0, "bound_seconds": 10.0},
+            "group hung: g1 on node n2 at step 9: no quorum answer after 12.0 s (watchdog bound 10.0 s); fencing it",
         ),
         (
             "train_timeout",

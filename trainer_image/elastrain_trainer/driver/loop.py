@@ -360,6 +360,7 @@ class Driver:
             self.event(
                 "group_hung",
                 group=hung.group_id,
+                node=self.groups[hung.group_id].node_id,
                 phase=hung.phase,
                 waited_seconds=hung.waited_seconds,
                 bound_seconds=hung.bound_seconds,

@@ -63,8 +63,10 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
             when = f" during step {during}" if during is not None else at
             return f"group lost: {g}{when}: {data.get('reason', '')}"
         case "group_hung":
+            node = f" on node {_node(data['node'])}" if data.get("node") else ""
+            answer = "quorum answer" if data.get("phase") == "quorum" else "step result"
             return (
-                f"group hung: {g}{at}: no {'quorum answer' if data.get('phase') == 'quorum' else 'step result'} after "
+                f"group hung: {g}{node}{at}: no {answer} after "
                 f"{float(data.get('waited_seconds', 0.0)):.1f} s "
                 f"(watchdog bound {float(data.get('bound_seconds', 0.0)):.1f} s); fencing it"
             )
@@ -94,8 +96,10 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
 
 
 def warnings_of(events: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The warnings for the progress report (and so Events): data that repeats, a failing node; oldest first."""
-    found = [describe_event(str(e["kind"]), e) for e in events if e["kind"] in ("data_warning", "group_failing")]
+    """The warnings for the progress report (and so Events): data that repeats, a failing node, a hung group;
+    oldest first."""
+    kinds = ("data_warning", "group_failing", "group_hung")
+    found = [describe_event(str(e["kind"]), e) for e in events if e["kind"] in kinds]
     return list(dict.fromkeys(found))[:MAX_WARNINGS]
 
 

@@ -126,6 +126,7 @@ def await_results(
         if refs and hang_bounds:
             fence_hung(
                 refs,
+                nodes={g: groups[g].node_id for g in refs if g in groups},
                 members=members,
                 bounds=hang_bounds,
                 waited=time.monotonic() - started,
@@ -147,6 +148,7 @@ def await_results(
 def fence_hung(
     refs: dict[str, list[Any]],
     *,
+    nodes: Mapping[str, str],
     members: Collection[str],
     bounds: Mapping[str, float],
     waited: float,
@@ -158,7 +160,13 @@ def fence_hung(
     Their pieces settle with the step; their calls leave ``refs``.
     """
     for hung in decide_hung(waited, pending=set(refs), members=members, bounds=bounds):
-        event("group_hung", group=hung.group_id, waited_seconds=hung.waited_seconds, bound_seconds=hung.bound_seconds)
+        event(
+            "group_hung",
+            group=hung.group_id,
+            node=nodes.get(hung.group_id),
+            waited_seconds=hung.waited_seconds,
+            bound_seconds=hung.bound_seconds,
+        )
         lose_group(hung.group_id, reason=hung.describe())
         del refs[hung.group_id]
 
