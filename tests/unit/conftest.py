@@ -132,6 +132,11 @@ class JobWrapper:
         self._spec["pod"] = copy.deepcopy(value)
         return self
 
+    def fault_tolerance(self, value: dict[str, Any]) -> Self:
+        """``spec.faultTolerance`` in its camelCase manifest form."""
+        self._spec["faultTolerance"] = copy.deepcopy(value)
+        return self
+
     def manifest(self) -> dict[str, Any]:
         return copy.deepcopy(self._manifest)
 

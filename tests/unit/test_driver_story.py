@@ -35,6 +35,16 @@ from elastrain_trainer.driver.story import LogRateLimit, StoryLog, describe_even
         ),
         ("group_lost", {"group": "group2", "step": 4, "during_step": None, "reason": "node gone"}, None),
         (
+            "group_hung",
+            {"group": "group1", "step": 6, "waited_seconds": 10.04, "bound_seconds": 10.0},
+            "group hung: group1 at step 6: no step result after 10.0 s (watchdog bound 10.0 s); fencing it",
+        ),
+        (
+            "group_hung",
+            {"group": "g1", "node": "n2", "step": 9, "phase": "quorum", "waited_seconds": 12.0, "bound_seconds": 10.0},
+            "group hung: g1 on node n2 at step 9: no quorum answer after 12.0 s (watchdog bound 10.0 s); fencing it",
+        ),
+        (
             "train_timeout",
             {"step": 9, "waiting": ["group1"]},
             "step timeout at step 9: no result from ['group1']; losing them",
@@ -42,8 +52,8 @@ from elastrain_trainer.driver.story import LogRateLimit, StoryLog, describe_even
         ("checkpoint", {"group": "group1", "checkpoint_step": 10}, "checkpoint: step 10 saved by group1"),
         ("state_lost", {"step": 3, "quorum_step": 0}, "state lost: step 3, quorum_step 0"),
     ],
-    ids=["started", "started-resuming", "ready", "healed", "lost-in-a-step", "lost-between-steps", "timeout",
-         "checkpoint", "unknown-kind-lists-its-data"],
+    ids=["started", "started-resuming", "ready", "healed", "lost-in-a-step", "lost-between-steps", "hung",
+         "hung-between-steps", "timeout", "checkpoint", "unknown-kind-lists-its-data"],
 )  # fmt: skip
 def test_describe_event(kind: str, data: dict[str, object], line: str | None) -> None:
     described = describe_event(kind, data)

@@ -26,11 +26,12 @@ from elastrain_operator.reconcile.observed import Observed, ObservedPod
 from elastrain_operator.reconcile.status import (
     MAX_RESIZES,
     compute_status,
+    count_workers,
     export_from,
     invalid_status,
     transition_notes,
 )
-from elastrain_trainer.config.progress import ProgressReport
+from elastrain_trainer.config.progress import ProgressReport, TrainerState
 
 pytestmark = pytest.mark.unit
 
@@ -455,3 +456,45 @@ def test_status_export_is_kept_when_the_head_no_longer_reports(make_job: MakeJob
     prior = TrainingJobStatus.model_validate({"export": {"path": "/export/final", "step": 12}})
     status = compute_status(make_job().obj(), prior, decision(JobPhase.RUNNING, Reason.WORKERS_READY), Observed(), T0)
     assert status.export == ExportStatus(path="/export/final", step=12)
+
+
+# -- workers out of the driver's quorum -----------------------------------------------------------------
+
+
+def report(out: int, reason: str | None = None) -> ProgressReport:
+    return ProgressReport(state=TrainerState.TRAINING, step=5, groups=3 - out, groups_out=out, groups_out_reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("pods_ready", "progress", "prior_unhealthy", "counted"),
+    [
+        pytest.param(3, None, None, (3, 0), id="no-report-ever-pods-count"),
+        pytest.param(3, report(0), None, (3, 0), id="every-pod-in-the-quorum"),
+        pytest.param(3, report(1, "WorkerHung"), None, (2, 1), id="a-pod-out-of-the-quorum-is-not-ready"),
+        pytest.param(3, None, 1, (2, 1), id="a-round-without-report-keeps-the-last-count"),
+        pytest.param(3, report(0), 1, (3, 0), id="back-in-the-quorum"),
+        pytest.param(1, report(2), None, (0, 1), id="never-more-out-than-ready-pods"),
+    ],
+)
+def test_count_workers_from_the_drivers_quorum(
+    pods_ready: int, progress: ProgressReport | None, prior_unhealthy: int | None, counted: tuple[int, int]
+) -> None:
+    prior = TrainingJobStatus(phase=JobPhase.RUNNING, workers=WorkersStatus(ready=3, unhealthy=prior_unhealthy))
+    assert count_workers(pods_ready, report=progress, prior=prior) == counted
+
+
+@pytest.mark.parametrize(
+    ("reason", "recorded"), [("WorkerHung", Reason.WORKER_HUNG), ("WorkerLost", Reason.WORKER_LOST)]
+)
+def test_a_group_dropped_by_the_driver_is_a_resize_with_its_reason(
+    make_job: MakeJob, pod: MakePod, reason: str, recorded: Reason
+) -> None:
+    job = make_job(replicas=3, elastic=(1, 3)).obj()
+    prior = TrainingJobStatus(phase=JobPhase.RUNNING, workers=WorkersStatus(desired=3, ready=3))
+    chosen = decision(JobPhase.RUNNING, Reason.WORKERS_READY)
+    out = compute_status(job, prior, chosen, running(pod, 3), T1, report=report(1, reason))
+    assert out.workers is not None and (out.workers.ready, out.workers.unhealthy, out.workers.world_size) == (2, 1, 16)
+    assert out.resizes == [record(T1, 3, 2, recorded)]
+    back = compute_status(job, out, chosen, running(pod, 3), T2, report=report(0))
+    assert back.workers is not None and (back.workers.ready, back.workers.unhealthy) == (3, None)
+    assert back.resizes == [record(T1, 3, 2, recorded), record(T2, 2, 3, Reason.SCALED_UP)]

@@ -162,17 +162,19 @@ def test_each_driver_warning_is_told_once_as_a_warning_event_and_kept_in_the_sta
     assert no_warnings.progress is not None and no_warnings.progress.warnings is None
 
 
-def test_the_head_reports_data_and_failing_node_warnings_oldest_first_each_once() -> None:
+def test_the_head_reports_data_failing_node_and_hung_group_warnings_oldest_first_each_once() -> None:
     events: list[dict[str, Any]] = [
         {"kind": "data_warning", "message": "the data repeats 3 times"},
         {"kind": "group_lost", "group": "g1", "reason": "x"},
         {"kind": "group_failing", "node": "n1", "losses": 3, "reason": "train failed: IndexError: i"},
         {"kind": "data_warning", "message": "the data repeats 3 times"},
+        {"kind": "group_hung", "group": "g2", "node": "n2", "step": 7, "waited_seconds": 10.1, "bound_seconds": 10.0},
     ]
     assert warnings_of(events) == [
         "data warning: the data repeats 3 times",
         "group failing: node n1 lost 3 groups in a row (last: train failed: IndexError: i); "
         "training goes on without its share",
+        "group hung: g2 on node n2 at step 7: no step result after 10.1 s (watchdog bound 10.0 s); fencing it",
     ]
     many = [{"kind": "data_warning", "message": str(i)} for i in range(MAX_WARNINGS + 5)]
     assert len(warnings_of(many)) == MAX_WARNINGS

@@ -75,6 +75,7 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     NODE_LOST = "NodeLost"
     WORKER_LOST = "WorkerLost"
+    WORKER_HUNG = "WorkerHung"
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
     LEAVE_TIMED_OUT = "LeaveTimedOut"

@@ -13,7 +13,7 @@ from typing import Final
 from elastrain_operator.api.constants import Reason
 
 #: The reasons of ``status.resizes`` entries (and of the ``elastrain_resizes_total`` metric).
-RESIZE_REASONS: Final = (Reason.SCALED_UP, Reason.SCALED_DOWN, Reason.WORKER_LOST)
+RESIZE_REASONS: Final = (Reason.SCALED_UP, Reason.SCALED_DOWN, Reason.WORKER_LOST, Reason.WORKER_HUNG)
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,15 @@ REASON_DOCS: Final[dict[Reason, ReasonDoc]] = {
         "lost with its node (NotReady or deleted); it is replaced while the other workers keep training; "
         "not counted against `backoffLimit`",
         "nothing, unless it repeats: check the nodes and `kubectl describe pod`; the replacement waits for capacity",
+    ),
+    Reason.WORKER_HUNG: ReasonDoc(
+        "`status.resizes`, `status.workers.unhealthy`",
+        "a worker's step did not finish within the step watchdog's bound (`spec.faultTolerance`: hangFactor x "
+        "the other workers' median step time, at least hangFloorSeconds) while the others finished theirs: "
+        "the driver fenced its replica group (killed its processes) and restarts it in the same pod; the pod "
+        "stays Running but is out of READY until the new group trains; the head's log says `group hung`",
+        "nothing, unless it repeats: check the pod's node (GPU, NCCL, kernel); raise `faultTolerance.hangFactor` "
+        "or `hangFloorSeconds` if its steps are legitimately slow",
     ),
     Reason.NODE_LOST: ReasonDoc(
         "Event",

@@ -10,7 +10,7 @@ from elastrain_operator.api.checkpoint import CheckpointSpec
 from elastrain_operator.api.export import ExportSpec
 from elastrain_operator.api.pod import PodOverrides, SchedulingSpec
 from elastrain_operator.api.run_policy import RunPolicy
-from elastrain_trainer.config import ConfigModel, Rule, TrainerConfig
+from elastrain_trainer.config import ConfigModel, FaultToleranceConfig, Rule, TrainerConfig
 
 ImagePullPolicy = Literal["Always", "IfNotPresent", "Never"]
 Device = Literal["gpu", "cpu"]
@@ -81,6 +81,9 @@ class TrainingJobSpec(ConfigModel):
     """Write the trained model as a Hugging Face model directory when training ends; unset: no export."""
     run_policy: RunPolicy = RunPolicy()
     """Retries, deadlines, clean-up and suspension."""
+    fault_tolerance: FaultToleranceConfig = FaultToleranceConfig()
+    """How fast a hung or dead worker is given up on: the step watchdog (hang factor and floor) and the
+    heartbeat, quorum, collective and step timeouts."""
     scheduling: SchedulingSpec | None = None
     """Node selection, tolerations, affinity and priority of the worker pods."""
     pod: PodOverrides | None = None

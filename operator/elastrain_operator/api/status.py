@@ -61,6 +61,9 @@ class WorkersStatus(ConfigModel):
     """Most worker pods the job trains with."""
     world_size: int = Field(0, ge=0)
     """Processes training right now: participating groups x acceleratorsPerWorker."""
+    unhealthy: int | None = Field(None, ge=0)
+    """Worker pods Running but out of training: the driver fenced their hung replica group and is
+    restarting it; not counted in ready."""
 
 
 class ProgressStatus(ConfigModel):
@@ -132,8 +135,8 @@ class ResizeRecord(ConfigModel):
     to: int = Field(ge=0)
     """Worker pods after."""
     reason: str = Field(max_length=_MAX_REASON)
-    """Why: ScaledUp (more workers ready), ScaledDown (spec.replicas lowered) or WorkerLost (a worker failed
-    or was lost with its node)."""
+    """Why: ScaledUp (more workers ready), ScaledDown (spec.replicas lowered), WorkerLost (a worker failed
+    or was lost with its node) or WorkerHung (a worker's step hung; the driver fenced and restarts it)."""
 
 
 class TrainingJobStatus(ConfigModel):

@@ -57,6 +57,7 @@ def build_contract(job: TrainingJob, *, role: Role, index: int | None) -> PodCon
         trainer=spec.trainer,
         checkpoint=checkpoint_target(job),
         export=export_target(job),
+        fault_tolerance=spec.fault_tolerance,
     )
 
 

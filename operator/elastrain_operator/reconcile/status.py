@@ -72,8 +72,24 @@ def _was_training(prior: TrainingJobStatus) -> bool:
     return prior.phase is JobPhase.PENDING and running is not None and running.reason == Reason.BELOW_MIN_REPLICAS
 
 
-def _resizes(prior: TrainingJobStatus, decision: Decision, ready: int, now: datetime) -> list[ResizeRecord] | None:
-    """The history of participating workers: a record whenever a training job's ready count changes."""
+def count_workers(pods_ready: int, *, report: ProgressReport | None, prior: TrainingJobStatus) -> tuple[int, int]:
+    """(ready, unhealthy): worker pods training, and pods Running but out of the driver's quorum.
+
+    The driver reports the pods whose group it fenced as hung and that have not trained since;
+    they are ready pods that do not train. A round without a report keeps the last count.
+    """
+    last = (prior.workers.unhealthy or 0) if prior.workers is not None else 0
+    out = min(report.groups_out if report is not None else last, pods_ready)
+    return pods_ready - out, out
+
+
+def _resizes(
+    prior: TrainingJobStatus, decision: Decision, ready: int, now: datetime, *, hung: bool = False
+) -> list[ResizeRecord] | None:
+    """The history of participating workers: a record whenever a training job's ready count changes.
+
+    ``hung``: the driver's newest drop of a group was the step watchdog's (a shrink is ``WorkerHung``).
+    """
     records = list(prior.resizes or [])
     before = prior.workers.ready if prior.workers is not None and _was_training(prior) else None
     training_now = decision.phase in (*_TRAINING, JobPhase.PENDING)
@@ -84,6 +100,8 @@ def _resizes(prior: TrainingJobStatus, decision: Decision, ready: int, now: date
             reason = decision.resize_reason if decision.resize_reason is not None else Reason.WORKER_LOST
             if reason is Reason.SCALED_UP:  # fewer workers without a request to shrink: one was lost
                 reason = Reason.WORKER_LOST
+            if hung and reason is Reason.WORKER_LOST:
+                reason = Reason.WORKER_HUNG
         records.append(ResizeRecord.model_validate({"time": now, "from": before, "to": ready, "reason": reason}))
     return records[-MAX_RESIZES:] or None
 
@@ -131,19 +149,25 @@ def compute_status(
 
     low = spec.elastic.min_replicas if spec.elastic else spec.replicas
     high = spec.elastic.max_replicas if spec.elastic else spec.replicas
-    ready = observed.ready_workers
+    ready, unhealthy = count_workers(observed.ready_workers, report=report, prior=prior)
+    hung = report is not None and report.groups_out > 0 and report.groups_out_reason == Reason.WORKER_HUNG
     progress = progress_from(report) if report is not None else prior.progress or ProgressStatus()
     exported = export_from(report) if report is not None else None
     return TrainingJobStatus(
         phase=phase,
         conditions=conditions,
         workers=WorkersStatus(
-            desired=spec.replicas, ready=ready, min=low, max=high, world_size=ready * spec.accelerators_per_worker
+            desired=spec.replicas,
+            ready=ready,
+            min=low,
+            max=high,
+            world_size=ready * spec.accelerators_per_worker,
+            unhealthy=unhealthy or None,
         ),
         progress=progress.model_copy(update={"total_steps": spec.trainer.steps}),
         export=exported or prior.export,
         restarts=decision.restarts,
-        resizes=_resizes(prior, decision, ready, now),
+        resizes=_resizes(prior, decision, ready, now, hung=hung),
         start_time=decision.start_time,
         completion_time=decision.completion_time,
         selector=worker_selector(job.metadata.name or ""),

@@ -7,6 +7,7 @@ config it receives with the same model.
 from elastrain_trainer.config.base import RULE_ERROR_TYPE, ConfigModel, Rule
 from elastrain_trainer.config.compression import CompressionConfig, DynamicCompressionConfig
 from elastrain_trainer.config.data import DataConfig, TextDataConfig
+from elastrain_trainer.config.fault_tolerance import FaultToleranceConfig
 from elastrain_trainer.config.model import HuggingFaceModelConfig, ModelConfig, PythonModelConfig
 from elastrain_trainer.config.optim import OptimizerConfig
 from elastrain_trainer.config.overlap import OverlapConfig
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigModel",
     "DataConfig",
     "DynamicCompressionConfig",
+    "FaultToleranceConfig",
     "HuggingFaceModelConfig",
     "LossScalingConfig",
     "LrScheduleConfig",

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from elastrain_trainer.config.base import ConfigModel
+from elastrain_trainer.config.fault_tolerance import FaultToleranceConfig
 from elastrain_trainer.config.trainer import TrainerConfig
 
 #: Ports the head pod serves (Ray GCS, torchft lighthouse, progress for the operator).
@@ -53,6 +54,7 @@ class PodEnv(StrEnum):
     TRAINER_CONFIG = "ELASTRAIN_TRAINER_CONFIG"
     CHECKPOINT = "ELASTRAIN_CHECKPOINT"
     EXPORT = "ELASTRAIN_EXPORT"
+    FAULT_TOLERANCE = "ELASTRAIN_FAULT_TOLERANCE"
 
 
 class CheckpointTarget(ConfigModel):
@@ -98,6 +100,7 @@ class PodContract(ConfigModel):
     trainer: TrainerConfig
     checkpoint: CheckpointTarget | None = None
     export: ExportTarget | None = None
+    fault_tolerance: FaultToleranceConfig = FaultToleranceConfig()
 
 
 def write_pod_env(contract: PodContract) -> dict[str, str]:
@@ -118,6 +121,7 @@ def write_pod_env(contract: PodContract) -> dict[str, str]:
         PodEnv.TRAINER_CONFIG: contract.trainer.model_dump_json(),
         PodEnv.CHECKPOINT: contract.checkpoint.model_dump_json() if contract.checkpoint else None,
         PodEnv.EXPORT: contract.export.model_dump_json() if contract.export else None,
+        PodEnv.FAULT_TOLERANCE: contract.fault_tolerance.model_dump_json(),
     }
     return {name.value: str(value) for name, value in values.items() if value is not None}
 
@@ -133,7 +137,7 @@ def read_pod_env(env: Mapping[str, str]) -> PodContract:
         if name in env:
             key = name.value.removeprefix("ELASTRAIN_").lower()
             value: object = env[name]
-            if name in (PodEnv.TRAINER_CONFIG, PodEnv.CHECKPOINT, PodEnv.EXPORT):
+            if name in (PodEnv.TRAINER_CONFIG, PodEnv.CHECKPOINT, PodEnv.EXPORT, PodEnv.FAULT_TOLERANCE):
                 try:
                     value = json.loads(env[name])
                 except ValueError as err:

@@ -92,6 +92,11 @@ class ProgressReport(ConfigModel):
     """Replica groups (worker pods) in the last step's quorum."""
     world_size: int = Field(0, ge=0)
     """Processes that took part in the last step."""
+    groups_out: int = Field(0, ge=0)
+    """Worker pods still there whose replica group the step watchdog fenced and that have not trained
+    since: the operator leaves them out of ``status.workers.ready``."""
+    groups_out_reason: str | None = Field(None, max_length=64)
+    """Why the newest of them was dropped: ``WorkerHung`` (fenced by the step watchdog)."""
     last_checkpoint_step: int | None = Field(None, ge=0)
     """The newest complete checkpoint (a failed save leaves it where it was)."""
     checkpoint_failure: CheckpointFailureReport | None = None

@@ -22,7 +22,7 @@ or steps keep raising with no step committed stop it too (:mod:`~elastrain_train
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from elastrain_trainer.checkpoint import CheckpointStore
@@ -50,13 +50,15 @@ from elastrain_trainer.driver.groups import GroupHandle, start_group
 from elastrain_trainer.driver.leave import LeavePause, LeaveRequests, decide_leave, leaving_nodes
 from elastrain_trainer.driver.lighthouse import Lighthouse
 from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, RunResult
+from elastrain_trainer.driver.out_of_quorum import OutOfQuorum
 from elastrain_trainer.driver.pods import RayNodePods
-from elastrain_trainer.driver.quorum import decide_ahead, form_quorum
+from elastrain_trainer.driver.quorum import QUORUM_CALLED_AT, decide_ahead, form_quorum
 from elastrain_trainer.driver.restore import STATE_LOST_REASON, decide_resume, handle_state_lost
 from elastrain_trainer.driver.setup_errors import GroupSetupError, decide_setup_give_up
 from elastrain_trainer.driver.step_errors import StepFailureError, decide_failing_report, decide_step_give_up
 from elastrain_trainer.driver.step_metrics import eval_due, evaluate_group, measure_step
 from elastrain_trainer.driver.story import StoryLog
+from elastrain_trainer.driver.watchdog import HUNG_REASON, StepTimes, compute_hang_bounds, decide_stalled
 from elastrain_trainer.group import QuorumInfo, StepPlan
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
@@ -74,6 +76,8 @@ __all__ = [
 
 #: Seconds between polls while waiting for groups to start.
 POLL_SECONDS = 0.05
+#: Why a group whose node left the Ray cluster is lost.
+NODE_GONE_REASON = "node gone"
 
 Hook = Callable[["Driver", int], None]
 
@@ -139,6 +143,12 @@ class Driver:
         """The step whose ``train`` phase is running, if any: groups lost then settle with it."""
         self._ahead: dict[str, QuorumInfo] = {}
         """The next step's quorum, as the last step's members formed it right after it (pipelined control)."""
+        self.step_times = StepTimes(window=options.hang.window)
+        """Recent committed step times per group: the step watchdog's measure of the job's pace."""
+        self.out_of_quorum = OutOfQuorum()
+        self.last_commit_at: float | None = None
+        """When the newest step committed (monotonic): the step watchdog's measure between steps."""
+        """Worker pods whose group was dropped and has not trained since (reported to the operator)."""
 
     def _check_data(self, report: DataReport | None) -> DataReport | None:
         """Check the data before any group starts: a SpecError stops the driver now; warnings are events."""
@@ -167,9 +177,10 @@ class Driver:
     def reconcile(self) -> None:
         """Start a group on every worker node without one; restore from a checkpoint if none is alive."""
         alive = self.pods.alive()
+        self.out_of_quorum.keep(alive)
         for group_id, group in list(self.groups.items()):
             if group.node_id not in alive:
-                self.lose_group(group_id, reason="node gone")
+                self.lose_group(group_id, reason=NODE_GONE_REASON)
         busy = {g.node_id for g in self.groups.values()} | self.left_nodes
         leaving = self.leave_requests.asked()
         free = [n for n in sorted(alive) if n not in busy and self.pods.pod_address(alive[n]) not in leaving]
@@ -219,6 +230,7 @@ class Driver:
             return
         group.kill()
         self.throughput.pop(group_id, None)
+        self.step_times.forget(group_id)
         # Lost while training a step: its pieces of that step are settled with the step (see driver/train.py).
         self.ledger.give_back_group(group_id, during_step=self._training_step)
         self.event("group_lost", group=group_id, reason=reason, during_step=self._training_step)
@@ -228,6 +240,7 @@ class Driver:
             self.step_errors.append(f"{group_id}: {cause}")
         if reason != STATE_LOST_REASON:  # the driver's decision to restore, not the group's failure
             self._count_node_loss(group.node_id, reason)
+            self.out_of_quorum.dropped(group.node_id, hung=reason.startswith(HUNG_REASON))
 
     def leave_on_request(self) -> None:
         """Between steps, remove the groups of the pods the operator is about to delete (see :mod:`.leave`)."""
@@ -321,12 +334,15 @@ class Driver:
                 lose_group=self.lose_group,
                 event=self.event,
                 quorum_after=self.options.quorum_ahead and step + 1 < self.cfg.steps,
+                hang_bounds=self._hang_bounds(members, slow=[checkpoint_group] if checkpoint_group else []),
             )
         finally:
             self._training_step = None
         self._ahead = outcome.ahead
         if outcome.committed:
             self.step = step + 1
+            self.last_commit_at = time.monotonic()
+            self.step_times.record({g: max(r.step_seconds for r in rs) for g, rs in outcome.results.items() if rs})
             # Training goes on: a node whose groups keep failing set-up costs only its own share.
             self.setup_errors.clear()
             self.step_errors.clear()
@@ -335,6 +351,7 @@ class Driver:
                 if node_id is not None:
                     self.node_losses.pop(node_id, None)
                     self.node_reported.discard(node_id)
+                    self.out_of_quorum.trained([node_id])
         train.record_group_results(
             outcome, throughput=self.throughput, checkpoints=self.checkpoint_health, event=self.event
         )
@@ -345,6 +362,37 @@ class Driver:
         return measure_step(
             outcome, compression=self.compression, evaluate=evaluate, start_time=self.start_time, event=self.event
         )
+
+    def _hang_bounds(self, members: Collection[str], *, slow: Collection[str] = ()) -> dict[str, float]:
+        """The step watchdog's bound of every member (see :mod:`.watchdog`); ``slow``: members saving a checkpoint."""
+        return compute_hang_bounds(
+            members,
+            self.step_times.by_group(),
+            committed_steps=self.step_times.committed_steps,
+            policy=self.options.hang,
+            slow=slow,
+        )
+
+    def _fence_stalled(self) -> None:
+        """Fence the groups the step watchdog finds hung between steps (their quorum call never answered)."""
+        called = {
+            g.group_id: g.info[QUORUM_CALLED_AT]
+            for g in self.groups.values()
+            if g.quorum_refs is not None and QUORUM_CALLED_AT in g.info
+        }
+        if not called or self.last_commit_at is None:
+            return
+        bounds = self._hang_bounds(called)
+        for hung in decide_stalled(called, now=time.monotonic(), last_commit_at=self.last_commit_at, bounds=bounds):
+            self.event(
+                "group_hung",
+                group=hung.group_id,
+                node=self.groups[hung.group_id].node_id,
+                phase=hung.phase,
+                waited_seconds=hung.waited_seconds,
+                bound_seconds=hung.bound_seconds,
+            )
+            self.lose_group(hung.group_id, reason=hung.describe())
 
     def _evaluate(self, group_id: str) -> float | None:
         """Mean held-out loss of one group (all groups hold the same parameters after a committed step)."""
@@ -379,6 +427,7 @@ class Driver:
             self.leave_on_request()
             self.reconcile()
             self._poll_setup()
+            self._fence_stalled()
             ready = sum(1 for g in self.groups.values() if g.ready)
             if not ready or (not self.committed and ready < self.options.start_groups):
                 time.sleep(POLL_SECONDS)

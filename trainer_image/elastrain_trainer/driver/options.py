@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from elastrain_trainer.config import FaultToleranceConfig
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.driver.lighthouse import LighthouseOptions
+from elastrain_trainer.driver.watchdog import HangPolicy
 from elastrain_trainer.group.worker import FaultTimeouts
 from elastrain_trainer.ledger import Piece, ShardLedger
 from elastrain_trainer.metrics import StepMetrics
@@ -17,6 +19,17 @@ class ExitAfterReduce:
     """Fault injection: every rank of ``group_id`` exits right after step ``step``'s cross-group reduction.
 
     The survivors' update then holds the group's gradient while the group never reports the step.
+    """
+
+    group_id: str
+    step: int
+
+
+@dataclass(frozen=True)
+class StopInStep:
+    """Fault injection: every rank of ``group_id`` freezes itself (``SIGSTOP``) in step ``step``, before its forward.
+
+    The other groups wait in the step's cross-group reduction: the step watchdog must fence the group.
     """
 
     group_id: str
@@ -66,6 +79,8 @@ class DriverOptions:
     """Check the room left before each save (tests and drills turn it off to make the write itself fail)."""
     lighthouse: LighthouseOptions = field(default_factory=LighthouseOptions)
     timeouts: FaultTimeouts = field(default_factory=FaultTimeouts)
+    hang: HangPolicy = field(default_factory=HangPolicy)
+    """The step watchdog: when a group whose step has not finished is hung (see :mod:`.watchdog`)."""
     step_timeout_seconds: float = 120.0
     max_attempts: int = 10000
     max_setup_errors: int = 6
@@ -83,6 +98,8 @@ class DriverOptions:
     """Fault-injection seam for tests and chaos drills: one group's ranks exit after one step's all-reduce."""
     raise_in_step: RaiseInStep | None = None
     """Fault-injection seam for tests and chaos drills: groups' ranks raise in their steps (a crash loop)."""
+    stop_in_step: StopInStep | None = None
+    """Fault-injection seam for tests and chaos drills: one group's ranks freeze in one step (a hang)."""
     quorum_ahead: bool = False
     """Pipelined control (experimental, off): every rank forms the next step's quorum right after its
     step, so a step with nothing changed is one call per group. A survivor's quorum was seen to hang
@@ -100,6 +117,26 @@ class DriverOptions:
             "timeouts": self.timeouts,
             **(self.worker_seam.kwargs if self.worker_seam is not None else {}),
         }
+
+
+def apply_fault_tolerance(options: DriverOptions, spec: FaultToleranceConfig) -> DriverOptions:
+    """``options`` with the step watchdog and every timeout ``spec.faultTolerance`` sets."""
+    return replace(
+        options,
+        hang=replace(
+            options.hang,
+            factor=spec.hang_factor,
+            floor_seconds=spec.hang_floor_seconds,
+            startup_seconds=spec.hang_startup_seconds,
+        ),
+        timeouts=replace(
+            options.timeouts,
+            collective_seconds=spec.collective_timeout_seconds,
+            quorum_seconds=spec.quorum_timeout_seconds,
+        ),
+        lighthouse=replace(options.lighthouse, heartbeat_timeout_ms=round(spec.heartbeat_timeout_seconds * 1000)),
+        step_timeout_seconds=spec.step_timeout_seconds,
+    )
 
 
 @dataclass

@@ -18,6 +18,9 @@ from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, pendin
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.group import QuorumInfo
 
+#: ``GroupHandle.info`` key: when the group's pending ``quorum`` call was made (monotonic seconds).
+QUORUM_CALLED_AT = "quorum_called_at"
+
 
 @dataclass(frozen=True)
 class QuorumComplete:
@@ -89,6 +92,7 @@ def form_quorum(
             if group.quorum_refs is None and group.group_id not in infos:
                 group.ensure_following()
                 group.quorum_refs = [group.leader.lead_quorum.remote()]
+                group.info[QUORUM_CALLED_AT] = time.monotonic()  # the step watchdog's start between steps
         for group in ready:
             if group.group_id in infos or group.group_id not in groups or group.quorum_refs is None:
                 continue

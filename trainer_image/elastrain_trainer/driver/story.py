@@ -23,6 +23,7 @@ log = logging.getLogger("elastrain.driver")
 WARNING_KINDS = frozenset(
     {
         "group_lost",
+        "group_hung",
         "quorum_timeout",
         "quorum_abandoned",
         "train_timeout",
@@ -61,6 +62,14 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
             during = data.get("during_step")
             when = f" during step {during}" if during is not None else at
             return f"group lost: {g}{when}: {data.get('reason', '')}"
+        case "group_hung":
+            node = f" on node {_node(data['node'])}" if data.get("node") else ""
+            answer = "quorum answer" if data.get("phase") == "quorum" else "step result"
+            return (
+                f"group hung: {g}{node}{at}: no {answer} after "
+                f"{float(data.get('waited_seconds', 0.0)):.1f} s "
+                f"(watchdog bound {float(data.get('bound_seconds', 0.0)):.1f} s); fencing it"
+            )
         case "group_failing":
             return (
                 f"group failing: node {_node(data.get('node'))} lost {data.get('losses')} groups in a row "
@@ -94,8 +103,10 @@ def describe_event(kind: str, data: Mapping[str, Any]) -> str:
 
 
 def warnings_of(events: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The warnings for the progress report (and so Events): data that repeats, a failing node; oldest first."""
-    found = [describe_event(str(e["kind"]), e) for e in events if e["kind"] in ("data_warning", "group_failing")]
+    """The warnings for the progress report (and so Events): data that repeats, a failing node, a hung group;
+    oldest first."""
+    kinds = ("data_warning", "group_failing", "group_hung")
+    found = [describe_event(str(e["kind"]), e) for e in events if e["kind"] in kinds]
     return list(dict.fromkeys(found))[:MAX_WARNINGS]
 
 

@@ -25,7 +25,8 @@ from elastrain_trainer.compression import Strength
 from elastrain_trainer.driver.calls import EventSink, LoseGroup, collect, wait_for_any
 from elastrain_trainer.driver.checkpoint_health import CheckpointHealth, first_failure, record_saves
 from elastrain_trainer.driver.groups import GroupHandle
-from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce
+from elastrain_trainer.driver.options import DriverOptions, ExitAfterReduce, StopInStep
+from elastrain_trainer.driver.watchdog import compute_collective_timeout, decide_hung
 from elastrain_trainer.group import QuorumInfo, StepPlan, StepResult
 from elastrain_trainer.ledger import Piece, ShardLedger
 
@@ -51,10 +52,12 @@ def plan_train(
     options: DriverOptions,
     strength: Strength | None,
     quorum_after: bool = False,
+    collective_timeout: float | None = None,
 ) -> tuple[BalancePlan, dict[str, StepPlan]]:
     """The members' shares (by measured throughput), assigned in the ledger, and one StepPlan per member.
 
     ``quorum_after``: the members form the next step's quorum right after this one (pipelined control).
+    ``collective_timeout``: the step's cross-group collective timeout (the step watchdog's; None: configured).
     """
     ranks = {g: len(groups[g].actors) for g in members}
     plan = plan_step(global_batch_size, {g: throughput.get(g) for g in members}, min_share=max(ranks.values()))
@@ -74,6 +77,8 @@ def plan_train(
             compression_strength=strength,
             exit_after_reduce=fault == ExitAfterReduce(group_id, step),
             raise_in_step=raising is not None and raising.applies(node_id=groups[group_id].node_id, step=step),
+            stop_in_step=options.stop_in_step == StopInStep(group_id, step),
+            collective_timeout_seconds=collective_timeout,
             quorum_after=quorum_after,
         )
         for group_id in members
@@ -98,13 +103,18 @@ def await_results(
     timeout_seconds: float,
     lose_group: LoseGroup,
     event: EventSink,
+    hang_bounds: Mapping[str, float] | None = None,
 ) -> dict[str, list[StepResult]]:
-    """Every group's step results; a group that fails or times out is lost (and has none).
+    """Every group's step results; a group that fails, hangs or times out is lost (and has none).
 
     ``groups`` is the driver's live mapping: a group lost meanwhile leaves it. ``refs`` is consumed.
+    ``hang_bounds``: each member's step watchdog bound (:func:`~.watchdog.decide_hung`); a hung member is
+    fenced (event ``group_hung``, then lost: its ranks killed) so the others go on without it.
     """
     results: dict[str, list[StepResult]] = {}
-    deadline = time.monotonic() + timeout_seconds
+    started = time.monotonic()
+    deadline = started + timeout_seconds
+    members = set(refs)
     while refs:
         for group_id, group_refs in list(refs.items()):
             handle = groups.get(group_id)
@@ -113,6 +123,16 @@ def await_results(
                 results[group_id] = answers[0]  # every rank's result, from the leader
             if answers is not None or group_id not in groups:
                 del refs[group_id]
+        if refs and hang_bounds:
+            fence_hung(
+                refs,
+                nodes={g: groups[g].node_id for g in refs if g in groups},
+                members=members,
+                bounds=hang_bounds,
+                waited=time.monotonic() - started,
+                lose_group=lose_group,
+                event=event,
+            )
         if refs and time.monotonic() > deadline:
             event("train_timeout", waiting=sorted(refs))
             for group_id in list(refs):
@@ -123,6 +143,32 @@ def await_results(
             pending = [r for g in refs for r in refs[g]]
             wait_for_any(live, pending, timeout_seconds=deadline - time.monotonic())
     return results
+
+
+def fence_hung(
+    refs: dict[str, list[Any]],
+    *,
+    nodes: Mapping[str, str],
+    members: Collection[str],
+    bounds: Mapping[str, float],
+    waited: float,
+    lose_group: LoseGroup,
+    event: EventSink,
+) -> None:
+    """Fence the members the step watchdog judges hung: event ``group_hung``, then lose them (kill their ranks).
+
+    Their pieces settle with the step; their calls leave ``refs``.
+    """
+    for hung in decide_hung(waited, pending=set(refs), members=members, bounds=bounds):
+        event(
+            "group_hung",
+            group=hung.group_id,
+            node=nodes.get(hung.group_id),
+            waited_seconds=hung.waited_seconds,
+            bound_seconds=hung.bound_seconds,
+        )
+        lose_group(hung.group_id, reason=hung.describe())
+        del refs[hung.group_id]
 
 
 @dataclass(frozen=True)
@@ -156,12 +202,19 @@ def train_step(
     lose_group: LoseGroup,
     event: EventSink,
     quorum_after: bool = False,
+    hang_bounds: Mapping[str, float] | None = None,
 ) -> TrainOutcome:
     """Plan the members' shares, train them, and settle the step's samples as a whole.
 
     ``groups`` is the driver's live mapping; a group lost during the phase (through ``lose_group``)
-    leaves it and settles with the step.
+    leaves it and settles with the step. ``hang_bounds``: the step watchdog's bound per member (None: off);
+    the step's collective timeout follows them.
     """
+    collective_timeout = (
+        compute_collective_timeout(hang_bounds, configured_seconds=options.timeouts.collective_seconds)
+        if hang_bounds
+        else None
+    )
     balance, plans = plan_train(
         members,
         step=step,
@@ -173,10 +226,16 @@ def train_step(
         options=options,
         strength=strength,
         quorum_after=quorum_after,
+        collective_timeout=collective_timeout,
     )
     refs = start_training(plans, groups)
     results = await_results(
-        refs, groups=groups, timeout_seconds=options.step_timeout_seconds, lose_group=lose_group, event=event
+        refs,
+        groups=groups,
+        timeout_seconds=options.step_timeout_seconds,
+        lose_group=lose_group,
+        event=event,
+        hang_bounds=hang_bounds,
     )
     committed = settle_step(ledger, committed_log, step=step, results=results)
     ahead = {g: rs[0].next_quorum for g, rs in results.items() if rs and rs[0].next_quorum is not None}

@@ -54,6 +54,11 @@ class StepPlan:
     raise_in_step: bool = False
     """Fault-injection seam for tests and chaos drills: every rank raises, before its forward, the
     ``IndexError`` an embedding raises on a token id out of its range (a crash loop's usual cause)."""
+    collective_timeout_seconds: float | None = None
+    """This step's cross-group collective timeout (the step watchdog's bound; None: the configured one)."""
+    stop_in_step: bool = False
+    """Fault-injection seam for tests and chaos drills: every rank freezes itself (``SIGSTOP``) before its
+    forward, as a host wedged in the kernel or a collective that never returns: the step watchdog's case."""
     quorum_after: bool = False
     """Pipelined control: right after the step every rank forms the next step's quorum, and its
     result carries the answer (``StepResult.next_quorum``), so the next step needs no quorum call."""

@@ -21,6 +21,7 @@ Gradients are clipped after unscaling, on the true values.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from elastrain_trainer.data import TokenSamples
 from elastrain_trainer.group.checkpoints import CheckpointWriter
 from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.group.cross_group import CommClock, reduce_replicated_grads
+from elastrain_trainer.group.manager import set_step_timeout
 from elastrain_trainer.group.messages import StepPlan, StepResult
 from elastrain_trainer.models import ForwardFn, LossFn, call_module, next_token_loss
 from elastrain_trainer.parallel import ReduceHook
@@ -93,6 +95,9 @@ class StepRunner:
         if isinstance(self.reduce, ManagedCodecReduce):
             self.reduce.set_strength(plan.compression_strength)  # before backward: its hooks reduce at this strength
         self.clock.restart()
+        set_step_timeout(self.manager, plan.collective_timeout_seconds)
+        if plan.stop_in_step:
+            os.kill(os.getpid(), signal.SIGSTOP)  # fault injection: frozen until the driver fences the group
         if plan.raise_in_step:
             raise IndexError("index out of range in self")  # fault injection: what torch's embedding says
         loss_sum = self._forward_backward(mine, scale)

@@ -114,6 +114,7 @@ def run_head(contract: PodContract) -> int:
     from elastrain_trainer.driver.export_request import ExportRequests
     from elastrain_trainer.driver.leave import LeaveRequests
     from elastrain_trainer.driver.lighthouse import LighthouseOptions
+    from elastrain_trainer.driver.options import apply_fault_tolerance
     from elastrain_trainer.driver.story import warnings_of
     from elastrain_trainer.metrics import StepMetrics
 
@@ -146,6 +147,7 @@ def run_head(contract: PodContract) -> int:
             start_groups=contract.min_workers,
             max_step_errors=max_step_errors(),
         )
+        options = apply_fault_tolerance(options, contract.fault_tolerance)
         data_report = check_data(cfg)  # before Ray starts: bad data fails the job in seconds
         ray_process = start_ray(head_argv(contract, temp_dir_for(contract.pod_name or contract.job_name)))
         connect(f"{ip}:{contract.ray_port}", ip, ray_process, RAY_START_TIMEOUT)
@@ -171,6 +173,8 @@ def run_head(contract: PodContract) -> int:
                 tokens_per_second=m.tokens_per_second,
                 groups=m.groups,
                 world_size=m.world_size,
+                groups_out=driver.out_of_quorum.count,
+                groups_out_reason=driver.out_of_quorum.last_reason,
                 last_checkpoint_step=newest_checkpoint(driver.events),
                 checkpoint_failure=driver.checkpoint_health.report(),
                 export_request=export_request_report(driver.events),
