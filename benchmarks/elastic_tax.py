@@ -8,6 +8,7 @@ tokens and one thread per process, at 1 and 2 processes, under:
   fsdp         plain FSDP2: ``fully_shard`` on every block, then the root (the torchrun loop)
   1 group x N  elastrain: one replica group of N ranks (FSDP2 inside, torchft across: a quorum of 1)
   N groups x 1 elastrain: N replica groups of one rank each (torchft's cross-group reduction)
+               behind backward (overlap.asyncReduce, the default), and again with asyncReduce false
 A variant's step time is the median interval between steady steps (the first ``--warmup`` steps of
 every run are dropped): for elastrain, between committed steps as the driver sees them, so the
 quorum, the driver's dispatch and the ledger are in it. The tax of a variant is its step over the
@@ -16,7 +17,8 @@ plain DDP step at the same process count.
 The machine is shared and loaded, so the variants run interleaved, ``--rounds`` times in turn, and
 every number is a median over all rounds. elastrain's per-phase breakdown (medians of the ranks'
 slowest, from ``StepMetrics.phases``): data, forward+backward (with the reductions it hides),
-exposed cross-group reduce (waited for after backward), commit (``should_commit``), optimizer,
+exposed cross-group reduce (waited for after backward), all of the cross-group reduce (hidden or
+not), commit (``should_commit``), optimizer,
 and the driver's share of the interval (quorum, dispatch, ledger: interval minus the rank step).
 """
 
@@ -51,7 +53,7 @@ from report import print_table, summarise, write_json
 MODEL = {"vocabSize": 4096, "numLayers": 4, "numHeads": 8, "dim": 256, "seqLen": 128}
 GLOBAL_BATCH = 16
 #: Phases the ranks report (``StepResult.extra``), in step order.
-PHASES = ("data", "forward_backward", "reduce_exposed", "commit", "optimizer")
+PHASES = ("data", "forward_backward", "reduce_exposed", "reduce_total", "commit", "optimizer")
 
 
 def config(steps: int, overlap: dict[str, Any] | None = None) -> TrainerConfig:
@@ -180,6 +182,7 @@ def variants(processes: list[int]) -> list[tuple[str, int, str, int, int]]:
         out.append((f"elastrain 1 group x {n}", n, "elastrain", 1, n))
         if n > 1:
             out.append((f"elastrain {n} groups x 1", n, "elastrain", n, 1))
+            out.append((f"elastrain {n} groups x 1, asyncReduce false", n, "elastrain_sync", n, 1))
     return out
 
 
@@ -208,8 +211,9 @@ def main() -> None:
         for label, n, kind, groups, ranks in plan:
             elapsed = time.monotonic() - began
             print(f"[{elapsed:6.0f} s] round {round_index + 1}/{args.rounds}: {label} ...", file=sys.stderr, flush=True)
-            if kind == "elastrain":
-                committed = run_elastrain(groups, ranks, args.steps, overlap or None)
+            if kind.startswith("elastrain"):
+                sync = {**overlap, "asyncReduce": False} if kind == "elastrain_sync" else overlap
+                committed = run_elastrain(groups, ranks, args.steps, sync or None)
                 steady = committed[args.warmup :]
                 gaps = intervals(steady)
                 steps[label] += gaps
