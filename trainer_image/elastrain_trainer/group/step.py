@@ -123,7 +123,10 @@ class StepRunner:
             wait_start = time.perf_counter()
             self.overlapped.finish()
             exposed = time.perf_counter() - wait_start
-            reduce_total = self.overlapped.timings.comm_seconds[-1]
+            timings = self.overlapped.timings
+            reduce_total = timings.comm_seconds[-1]
+            timings.comm_seconds.clear()  # reported per step; a long run keeps none of them
+            timings.exposed_seconds.clear()
         if plan.exit_after_reduce:
             os._exit(1)  # fault injection: the survivors' reduction holds this group's gradient; it never reports
         overflow = self._unscale_and_check()
