@@ -178,7 +178,7 @@ def variants(processes: list[int]) -> list[tuple[str, int, str, int, int]]:
     """(label, processes, kind, groups, ranks per group) of every variant, in the order they run."""
     out: list[tuple[str, int, str, int, int]] = []
     for n in processes:
-        out += [("plain DDP", n, "ddp", 0, 0), ("plain FSDP2", n, "fsdp", 0, 0)]
+        out += [(f"plain DDP x {n}", n, "ddp", 0, 0), (f"plain FSDP2 x {n}", n, "fsdp", 0, 0)]
         out.append((f"elastrain 1 group x {n}", n, "elastrain", 1, n))
         if n > 1:
             out.append((f"elastrain {n} groups x 1", n, "elastrain", n, 1))
