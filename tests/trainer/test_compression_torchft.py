@@ -94,7 +94,8 @@ class FaultyCast(CastCodec):
     ) -> int:
         sent = super()._reduce(tensor, group, key=key, world=world, segments=segments)
         # The root unit (embedding, final norm) is reduced last in backward: its peers are not left waiting.
-        if self.step == FAULT_STEP and key == ("fsdp", 0):
+        # overlap.asyncReduce (the default) reduces this tiny model in one bucket, after backward.
+        if self.step == FAULT_STEP and key in {("fsdp", 0), ("bucket", 0)}:
             raise RuntimeError("injected codec failure")
         return sent
 
@@ -268,7 +269,7 @@ def test_bf16_stays_close_to_the_plain_average(runs: dict[str, list[dict[str, An
 def test_codecs_send_fewer_bytes_than_the_fp32_average(runs: dict[str, list[dict[str, Any]]]) -> None:
     expected = _unit_shard_bytes(_config("bf16"))  # ring all-reduce over 2 groups sends B bytes of B
     for process in runs["none"]:
-        assert all(r["extra"] == {} for r in process["results"])
+        assert all(not any(k.startswith("compression") for k in r["extra"]) for r in process["results"])
     ratios: dict[str, float] = {}
     for case in ("bf16", "powersgd"):
         for process in runs[case]:

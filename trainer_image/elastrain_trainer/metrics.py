@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -28,6 +28,9 @@ class StepMetrics:
     """Bytes all ranks sent in cross-pod compressed reductions this step (0 without a codec)."""
     compression_strength: float | None = None
     """The codec's strength this step (top-k ratio, PowerSGD rank, int8 on = 1.0), when the driver sets one."""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds of the step's phases on the slowest rank of each (data, forward_backward, reduce_exposed,
+    commit, optimizer; see :mod:`elastrain_trainer.group.step`): where the step's time went."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,7 @@ class StepMetrics:
             perplexity=_optional_float(data.get("perplexity")),
             compression_bytes_sent=int(data.get("compression_bytes_sent", 0)),
             compression_strength=_optional_float(data.get("compression_strength")),
+            phases={str(k): float(v) for k, v in (data.get("phases") or {}).items()},
         )
 
 

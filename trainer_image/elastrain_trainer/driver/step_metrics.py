@@ -19,6 +19,7 @@ from elastrain_trainer.driver.calls import EventSink
 from elastrain_trainer.driver.groups import GroupHandle
 from elastrain_trainer.driver.train import TrainOutcome
 from elastrain_trainer.group import StepResult
+from elastrain_trainer.group.messages import PHASE_PREFIX
 from elastrain_trainer.metrics import StepMetrics
 
 #: Perplexity is reported as exp(min(loss, this)) so a diverged run does not overflow.
@@ -82,7 +83,19 @@ def build_step_metrics(
         perplexity=math.exp(min(val_loss, MAX_LOG_PERPLEXITY)) if val_loss is not None else None,
         compression_bytes_sent=int(sum(r.extra.get("compression_bytes_sent", 0.0) for r in results)),
         compression_strength=float(strength) if strength is not None else None,
+        phases=step_phases(results),
     )
+
+
+def step_phases(results: list[StepResult]) -> dict[str, float]:
+    """Each phase's seconds on the rank slowest in it (what the step waited for)."""
+    phases: dict[str, float] = {}
+    for result in results:
+        for key, value in result.extra.items():
+            if key.startswith(PHASE_PREFIX):
+                name = key.removeprefix(PHASE_PREFIX)
+                phases[name] = max(phases.get(name, 0.0), value)
+    return phases
 
 
 def strength_sample(results: list[StepResult]) -> StepSample:

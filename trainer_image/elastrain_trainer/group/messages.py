@@ -64,6 +64,10 @@ class StepPlan:
     result carries the answer (``StepResult.next_quorum``), so the next step needs no quorum call."""
 
 
+#: The prefix of a step phase's seconds in ``StepResult.extra`` (see :mod:`elastrain_trainer.group.step`).
+PHASE_PREFIX = "phase_"
+
+
 @dataclass(frozen=True)
 class StepResult:
     """One rank's report of a step."""

@@ -1,9 +1,15 @@
 """One training step of one rank: forward and backward on its samples, then step only if torchft commits.
 
 Inside the group FSDP2 reduce-scatters gradients and its all-reduce hook averages each shard
-across the quorum's groups (:mod:`elastrain_trainer.group.cross_group`); with ddp whole gradients
-are averaged after backward. ``manager.should_commit()`` then decides, for every rank of the group
-at once, whether the optimizer steps.
+across the quorum's groups (:mod:`elastrain_trainer.group.cross_group`): with ``overlap.asyncReduce``
+in buckets behind backward, the step waiting after backward only for what is left; with ddp whole
+gradients are averaged after backward. ``manager.should_commit()`` then decides, for every rank of
+the group at once, whether the optimizer steps.
+
+Every step reports where its time went (``phase_*`` in ``StepResult.extra``, seconds): ``data``
+(building the batch), ``forward_backward`` (with the reductions done inside backward),
+``reduce_exposed`` (cross-group reduction the step waited for), ``reduce_total`` (all of it, hidden
+or not), ``commit`` (``should_commit``) and ``optimizer`` (clip, step, schedule, zero_grad).
 
 fp16 loss scaling (``precision.lossScaling``): the loss is multiplied by the scaler's scale before
 backward, so the cross-group average runs on scaled gradients and every group must use the same
@@ -39,8 +45,9 @@ from elastrain_trainer.group.checkpoints import CheckpointWriter
 from elastrain_trainer.group.codec_reduce import ManagedCodecReduce
 from elastrain_trainer.group.cross_group import CommClock, reduce_replicated_grads
 from elastrain_trainer.group.manager import set_step_timeout
-from elastrain_trainer.group.messages import StepPlan, StepResult
+from elastrain_trainer.group.messages import PHASE_PREFIX, StepPlan, StepResult
 from elastrain_trainer.models import ForwardFn, LossFn, call_module, next_token_loss
+from elastrain_trainer.overlap import CrossPodReducer
 from elastrain_trainer.parallel import ReduceHook
 from elastrain_trainer.precision import clip_grad_norm, keep_scale, unscale_and_check
 
@@ -67,10 +74,13 @@ class StepRunner:
     checkpoints: CheckpointWriter
     scaler: ShardedGradScaler | None = None
     """fp16 loss scaling; None (bf16, fp32) leaves the step as it was."""
+    overlapped: CrossPodReducer | None = None
+    """The bucketed cross-group reduction behind backward (``overlap.asyncReduce``); None: in each hook."""
     forward: ForwardFn = call_module
     """The model source's forward: logits of a token batch."""
     loss: LossFn = next_token_loss
     """The model source's loss, summed over tokens."""
+    _data_seconds: float = 0.0
 
     def run(self, plan: StepPlan) -> StepResult:
         """Forward and backward on this rank's part of the group's samples; step if the quorum commits."""
@@ -100,17 +110,35 @@ class StepRunner:
             os.kill(os.getpid(), signal.SIGSTOP)  # fault injection: frozen until the driver fences the group
         if plan.raise_in_step:
             raise IndexError("index out of range in self")  # fault injection: what torch's embedding says
-        loss_sum = self._forward_backward(mine, scale)
+        self._data_seconds = 0.0
+        backward_start = time.perf_counter()
+        try:
+            loss_sum = self._forward_backward(mine, scale)
+        except BaseException:
+            if self.overlapped is not None:
+                self.overlapped.discard()  # a half backward's buckets never reach the next step
+            raise
+        backward_seconds = time.perf_counter() - backward_start
         if plan.delay_seconds:
             time.sleep(plan.delay_seconds)
         if self.cfg.parallelism.strategy == "ddp":
             reduce_replicated_grads(self.model, self.clock.timed(self.reduce))
+        reduce_total = exposed = self.clock.seconds
+        if self.overlapped is not None:
+            wait_start = time.perf_counter()
+            self.overlapped.finish()
+            exposed = time.perf_counter() - wait_start
+            timings = self.overlapped.timings
+            reduce_total = timings.comm_seconds[-1]
+            timings.comm_seconds.clear()  # reported per step; a long run keeps none of them
+            timings.exposed_seconds.clear()
         if plan.exit_after_reduce:
             os._exit(1)  # fault injection: the survivors' reduction holds this group's gradient; it never reports
         overflow = self._unscale_and_check()
         compute_done = commit_start = time.perf_counter()
         committed = bool(self.manager.should_commit())
         commit_seconds = time.perf_counter() - commit_start
+        optimizer_start = time.perf_counter()
         if committed:
             self._clip()
             if self.scaler is None:
@@ -129,6 +157,16 @@ class StepRunner:
             extra = {}
         self.optimizer.zero_grad(set_to_none=True)
         end = time.perf_counter()
+        extra.update(
+            {
+                f"{PHASE_PREFIX}data": self._data_seconds,
+                f"{PHASE_PREFIX}forward_backward": backward_seconds - self._data_seconds,
+                f"{PHASE_PREFIX}reduce_exposed": exposed,
+                f"{PHASE_PREFIX}reduce_total": reduce_total,
+                f"{PHASE_PREFIX}commit": commit_seconds,
+                f"{PHASE_PREFIX}optimizer": end - optimizer_start,
+            }
+        )
         if isinstance(self.reduce, ManagedCodecReduce):
             extra.update(self.reduce.end_step(step_seconds=end - start))
         return StepResult(
@@ -139,8 +177,8 @@ class StepRunner:
             loss_sum=loss_sum,
             tokens=len(mine) * tokens_per_sample,
             samples=len(mine),
-            compute_seconds=max(0.0, compute_done - compute_start - self.clock.seconds),
-            comm_seconds=self.clock.seconds + commit_seconds,
+            compute_seconds=max(0.0, compute_done - compute_start - exposed),
+            comm_seconds=exposed + commit_seconds,
             step_seconds=end - start,
             participants=int(self.manager.num_participants()),
             checkpoint_saved=saved,
@@ -185,7 +223,9 @@ class StepRunner:
                 self.model.set_requires_gradient_sync(last)
             # Every rank must run the same collectives: an empty chunk runs one sample with weight 0.
             weight = scale if len(chunk) else 0.0
+            data_start = time.perf_counter()
             inputs, targets = self.samples.batch(chunk.tolist() if len(chunk) else [0])
+            self._data_seconds += time.perf_counter() - data_start
             loss = self.loss(self.forward(self.model, inputs), targets)
             scaled = loss * weight
             if self.scaler is not None:

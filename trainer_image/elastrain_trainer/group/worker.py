@@ -34,7 +34,12 @@ from elastrain_trainer.data import build_samples
 from elastrain_trainer.export import export_model
 from elastrain_trainer.group.checkpoints import CheckpointWriter, load_scaler_state
 from elastrain_trainer.group.control import QUORUM, RELEASE, ControlChannel, LeaderLostError
-from elastrain_trainer.group.cross_group import CommClock, attach_cross_group_reduce
+from elastrain_trainer.group.cross_group import (
+    CommClock,
+    attach_cross_group_reduce,
+    attach_overlapped_reduce,
+    overlap_applies,
+)
 from elastrain_trainer.group.evaluate import evaluate_loss
 from elastrain_trainer.group.manager import FaultTimeouts, build_manager, quiet_torchft_logs
 from elastrain_trainer.group.messages import GroupAddress, QuorumInfo, SaveReport, StepPlan, StepResult
@@ -43,6 +48,7 @@ from elastrain_trainer.group.state import LiveState
 from elastrain_trainer.group.step import StepRunner
 from elastrain_trainer.models import build_built_model, materialize
 from elastrain_trainer.optim import build_lr_scheduler, build_optimizer
+from elastrain_trainer.overlap import CrossPodReducer
 from elastrain_trainer.parallel import parallelize
 from elastrain_trainer.precision import build_grad_scaler
 
@@ -83,6 +89,7 @@ class RankWorker:
         self.heal_seconds = 0.0
         self.manager: Any = None
         self.checkpoints: CheckpointWriter | None = None
+        self.overlapped: CrossPodReducer | None = None
         self._store: TCPStore | None = None
 
     # -- set-up -------------------------------------------------------------------------------
@@ -167,7 +174,10 @@ class RankWorker:
             self.manager.load_state_dict(restored["manager"])
         clock = CommClock()
         reduce = self.reduce_factory(self.manager, self.cfg)
-        if self.cfg.parallelism.strategy == "fsdp":
+        self.overlapped = None
+        if overlap_applies(self.cfg):
+            self.overlapped = attach_overlapped_reduce(model, reduce, self.cfg)
+        elif self.cfg.parallelism.strategy == "fsdp":
             attach_cross_group_reduce(model, reduce, clock)
         self.checkpoints = CheckpointWriter(
             self.store,
@@ -193,6 +203,7 @@ class RankWorker:
             clock=clock,
             checkpoints=self.checkpoints,
             scaler=self.scaler,
+            overlapped=self.overlapped,
             forward=self.built.forward,
             loss=self.built.loss,
         )
@@ -304,6 +315,8 @@ class RankWorker:
         return self.live.live_state()
 
     def shutdown(self) -> None:
+        if self.overlapped is not None:
+            self.overlapped.close()
         if self.manager is not None:
             self.manager.shutdown(wait=False)
         if dist.is_initialized():

@@ -1,9 +1,10 @@
-"""Bucketed, asynchronous cross-pod reduction of FSDP2 gradient shards through a codec.
+"""Bucketed, asynchronous cross-pod reduction of FSDP2 gradient shards.
 
 FSDP2 calls each unit's all-reduce hook as soon as backward has reduce-scattered that unit's
 gradients inside the pod. With ``asyncReduce`` the hook only queues the shard; once the queued
 shards reach ``bucketSizeMB`` they are concatenated into a bucket and one background thread
-averages it across pods with the codec while backward continues (gloo and NCCL collectives
+averages it across pods (a :data:`BucketReduce`: a codec on a process group, or the torchft
+Manager's fault-tolerant average in the trainer) while backward continues (gloo and NCCL collectives
 release the GIL). :meth:`CrossPodReducer.finish`, called after ``loss.backward()`` and before
 clipping and the optimizer step, flushes the last bucket, waits, and writes each bucket's result
 back into the shards. The sharded gradients are views of those shards, so they see the result.
@@ -18,7 +19,7 @@ Buckets form in backward order, which is the same every step and on every rank, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -34,6 +35,9 @@ from elastrain_trainer.compression.fsdp_hook import Segments, managed_parameters
 MIB = 1024 * 1024
 
 _HookFn = Callable[[torch.Tensor], None]
+
+BucketReduce = Callable[[torch.Tensor, Hashable, "Segments | None"], None]
+"""Leave the average across pods in a bucket (in place), given its error-feedback key and matrix layout."""
 
 
 @dataclass
@@ -65,11 +69,16 @@ class OverlapTimings:
 
 
 class CrossPodReducer:
-    """Averages FSDP2 units' gradient shards across pods with a codec, in buckets, optionally in the background."""
+    """Averages FSDP2 units' gradient shards across pods with ``reduce``, in buckets, optionally in the background.
 
-    def __init__(self, codec: Codec, group: dist.ProcessGroup | None, *, bucket_bytes: int, async_reduce: bool) -> None:
+    ``codec``, when given, is the codec ``reduce`` uses: :meth:`finish` closes its step.
+    """
+
+    def __init__(
+        self, reduce: BucketReduce, *, bucket_bytes: int, async_reduce: bool, codec: Codec | None = None
+    ) -> None:
+        self.reduce = reduce
         self.codec = codec
-        self.group = group
         self.bucket_bytes = bucket_bytes
         self.async_reduce = async_reduce
         self.timings = OverlapTimings()
@@ -123,7 +132,7 @@ class CrossPodReducer:
 
     def _reduce(self, buffer: torch.Tensor, key: tuple[str, int], segments: Segments | None) -> float:
         start = time.perf_counter()
-        self.codec.allreduce_mean(buffer, self.group, key=key, segments=segments)
+        self.reduce(buffer, key, segments)
         return time.perf_counter() - start
 
     @staticmethod
@@ -152,8 +161,18 @@ class CrossPodReducer:
         self.timings.comm_seconds.append(self._step_comm)
         self.timings.exposed_seconds.append(exposed if self.async_reduce else self._step_comm)
         self._buckets, self._step_comm = [], 0.0
-        if step_seconds is not None:
+        if step_seconds is not None and self.codec is not None:
             self.codec.end_step(step_seconds=step_seconds)
+
+    def discard(self) -> None:
+        """Drop a step's queued and started buckets without writing them back (a step that raised).
+
+        A reduction still running is waited for first: it must not outlive its step.
+        """
+        for bucket in self._buckets:
+            if bucket.result is not None:
+                bucket.result.exception()
+        self._queued, self._buckets, self._step_comm = [], [], 0.0
 
     @staticmethod
     def _check_aliasing(bucket: _Bucket) -> None:
@@ -179,5 +198,10 @@ class CrossPodReducer:
 def build_cross_pod_reducer(
     codec: Codec, group: dist.ProcessGroup | None, *, bucket_size_mb: float, async_reduce: bool
 ) -> CrossPodReducer:
-    """Return a reducer with ``overlap.bucketSizeMB`` buckets (MiB) and ``overlap.asyncReduce``."""
-    return CrossPodReducer(codec, group, bucket_bytes=int(bucket_size_mb * MIB), async_reduce=async_reduce)
+    """Return a reducer averaging with ``codec`` over ``group``, ``overlap.bucketSizeMB`` buckets (MiB) and
+    ``overlap.asyncReduce``."""
+
+    def reduce(buffer: torch.Tensor, key: Hashable, segments: Segments | None) -> None:
+        codec.allreduce_mean(buffer, group, key=key, segments=segments)
+
+    return CrossPodReducer(reduce, bucket_bytes=int(bucket_size_mb * MIB), async_reduce=async_reduce, codec=codec)
