@@ -33,6 +33,16 @@ class FaultToleranceConfig(ConfigModel):
     """Longest wait of the driver for any group's quorum or step call, whatever the watchdog says (the backstop)."""
 
     rules = (
+        # The schema's minimum does not catch an integer 0 here: the API server compares an integer value
+        # with the minimum cut to an integer (0), so the rule says it again, in CEL's doubles.
+        Rule(
+            cel="self.heartbeatTimeoutSeconds >= 0.1",
+            holds=lambda f: f.heartbeat_timeout_seconds >= 0.1,
+            field="heartbeatTimeoutSeconds",
+            message="faultTolerance.heartbeatTimeoutSeconds must be at least 0.1 (a silent heartbeat is how a "
+            "dead group is found); set e.g. 1",
+            shows=("heartbeatTimeoutSeconds",),
+        ),
         Rule(
             cel="self.hangFloorSeconds <= self.hangStartupSeconds",
             holds=lambda f: f.hang_floor_seconds <= f.hang_startup_seconds,
