@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import spawn
 from torch.nn import functional as F  # noqa: N812
 
 from elastrain_trainer.config import TrainerConfig
@@ -149,3 +152,29 @@ def kill_every_group(driver: Driver) -> None:
     """Every rank of every group killed (from a step hook): the run can only go on from a checkpoint."""
     for group in driver.groups.values():
         group.kill()
+
+
+def spawn_with_lighthouses(
+    process: Callable[..., None], cases: Sequence[str], *, groups: int, processes: int, out: Path
+) -> list[dict[str, Any]]:
+    """Run ``process(index, lighthouses, ports, barrier, out)`` in ``processes`` spawned processes beside one
+    torchft Lighthouse per case (``groups`` replica groups each); return what each process saved to
+    ``out/process{index}.pt`` (case -> its report), in process order."""
+    from torchft.coordination import LighthouseServer
+
+    servers = {
+        case: LighthouseServer(
+            bind="[::]:0", min_replicas=groups, join_timeout_ms=1000, quorum_tick_ms=20, heartbeat_timeout_ms=2000
+        )
+        for case in cases
+    }
+    try:
+        lighthouses = {case: f"http://127.0.0.1:{str(s.address()).rsplit(':', 1)[1]}" for case, s in servers.items()}
+        context = mp.get_context("spawn")
+        ports = context.Array("i", len(cases) * groups)  # each group's store port, opened by its rank 0
+        barrier = context.Barrier(processes)
+        spawn(process, args=(lighthouses, ports, barrier, str(out)), nprocs=processes)  # type: ignore[no-untyped-call]
+    finally:
+        for server in servers.values():
+            server.shutdown()
+    return [torch.load(out / f"process{i}.pt", weights_only=False) for i in range(processes)]

@@ -24,9 +24,7 @@ from typing import Any
 
 import pytest
 import torch
-import torch.multiprocessing as mp
-from tests.trainer.helpers import assert_bit_identical, setup_spawned_rank, tiny_config
-from torch.multiprocessing.spawn import spawn
+from tests.trainer.helpers import assert_bit_identical, setup_spawned_rank, spawn_with_lighthouses, tiny_config
 
 from elastrain_trainer.config import TrainerConfig
 from elastrain_trainer.group import FaultTimeouts, GroupAddress, RankWorker, StepPlan, plain_allreduce
@@ -139,25 +137,8 @@ def _process(index: int, lighthouses: dict[str, str], ports: Any, barrier: Any, 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
     """Per case, the report of each training process in group-major order."""
-    from torchft.coordination import LighthouseServer
-
     out = tmp_path_factory.mktemp("overlap_torchft")
-    servers = {
-        case: LighthouseServer(
-            bind="[::]:0", min_replicas=GROUPS, join_timeout_ms=1000, quorum_tick_ms=20, heartbeat_timeout_ms=2000
-        )
-        for case in CASES
-    }
-    try:
-        lighthouses = {case: f"http://127.0.0.1:{str(s.address()).rsplit(':', 1)[1]}" for case, s in servers.items()}
-        context = mp.get_context("spawn")
-        ports = context.Array("i", len(CASES) * GROUPS)
-        barrier = context.Barrier(PROCESSES)
-        spawn(_process, args=(lighthouses, ports, barrier, str(out)), nprocs=PROCESSES)  # type: ignore[no-untyped-call]
-    finally:
-        for server in servers.values():
-            server.shutdown()
-    reports = [torch.load(out / f"process{i}.pt", weights_only=False) for i in range(PROCESSES)]
+    reports = spawn_with_lighthouses(_process, list(CASES), groups=GROUPS, processes=PROCESSES, out=out)
     return {case: [r[case] for r in reports if case in r] for case in CASES}
 
 
